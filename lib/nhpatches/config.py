@@ -12,6 +12,9 @@ IMAGE_TYPES: tuple[str, ...] = ("ref",) + tuple(
 )
 #: Noise / geometric difficulty levels of HPatches, keyed by their strip prefix.
 NOISE_LEVELS: dict[str, str] = {"e": "easy", "h": "hard", "t": "tough"}
+#: Images of each noise level (by position in IMAGE_TYPES); ``ref`` carries the easy noise.
+LEVEL_IMAGES: dict[str, tuple[int, ...]] = {
+    "easy": (0, 1, 2, 3, 4, 5), "hard": (6, 7, 8, 9, 10), "tough": (11, 12, 13, 14, 15)}
 #: The three HPatches tasks.
 TASKS: tuple[str, ...] = ("verification", "matching", "retrieval")
 #: The HPatches splits.
@@ -45,3 +48,93 @@ def project_root() -> Path:
 def resource_path(*parts: str) -> Path:
     """Path of a file shipped as package data under nhpatches/resources/."""
     return Path(__file__).resolve().parent.joinpath("resources", *parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Sizes of one run of the series: data, task files, training schedule."""
+
+    name: str
+    # embedded dataset build (ignored when data_dir points at real data)
+    embedded_images: int | None  # photos used (None = all bundled photos)
+    embedded_patches: int  # max patches per sequence when building
+    # what is loaded
+    train_patches: int | None  # max patches per training sequence (None = all)
+    test_patches: int | None  # max patches per test sequence (None = all)
+    # task files (recipes V and R of the HPatches spec)
+    num_pairs: int
+    num_queries: int
+    num_distractors: int
+    # training schedule
+    steps_per_epoch: int
+    validation_steps: int
+    epochs_unet: int
+    epochs_dncnn: int
+    epochs_descriptor: int
+    batch_size: int  # triplets (or pairs) per descriptor batch
+    denoiser_batch_size: int  # patches per U-Net batch
+    dncnn_batch_size: int  # patches per DnCNN batch
+    predict_batch_size: int = 256
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", embedded_images=6, embedded_patches=40,
+        train_patches=32, test_patches=16,
+        num_pairs=2_000, num_queries=100, num_distractors=300,
+        steps_per_epoch=2, validation_steps=1,
+        epochs_unet=2, epochs_dncnn=2, epochs_descriptor=2,
+        batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8,
+    ),
+    "cpu": Profile(
+        name="cpu", embedded_images=None, embedded_patches=256,
+        train_patches=128, test_patches=64,
+        num_pairs=100_000, num_queries=2_000, num_distractors=5_000,
+        steps_per_epoch=50, validation_steps=5,
+        epochs_unet=6, epochs_dncnn=6, epochs_descriptor=5,
+        batch_size=64, denoiser_batch_size=64, dncnn_batch_size=16,
+    ),
+    "gpu": Profile(
+        name="gpu", embedded_images=None, embedded_patches=1024,
+        train_patches=None, test_patches=None,
+        num_pairs=1_000_000, num_queries=10_000, num_distractors=20_000,
+        steps_per_epoch=500, validation_steps=50,
+        epochs_unet=20, epochs_dncnn=30, epochs_descriptor=40,
+        batch_size=512, denoiser_batch_size=128, dncnn_batch_size=128,
+        predict_batch_size=2048,
+    ),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """The named profile, with any field replaced by a keyword override."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Profile)}
+    if unknown:
+        raise ValueError(f"unknown Profile fields {sorted(unknown)}")
+    return dataclasses.replace(PROFILES[name], **overrides)
+
+
+def default_profile_name() -> str:
+    """$NHPATCHES_PROFILE if set, else 'cpu' (the notebooks' default)."""
+    return os.environ.get("NHPATCHES_PROFILE", "cpu")
+
+
+def results_dir() -> Path:
+    """Where cached runs live: $NHPATCHES_RESULTS, else <root>/results."""
+    env = os.environ.get("NHPATCHES_RESULTS")
+    return Path(env).expanduser().resolve() if env else project_root() / "results"
+
+
+def data_root() -> Path:
+    """Where generated datasets live: $NHPATCHES_DATA, else <root>/data."""
+    env = os.environ.get("NHPATCHES_DATA")
+    return Path(env).expanduser().resolve() if env else project_root() / "data"
+
+
+def figures_dir(profile: str) -> Path:
+    """Where a profile's figures and tables are written: <root>/figures/<profile>."""
+    env = os.environ.get("NHPATCHES_FIGURES")
+    base = Path(env).expanduser().resolve() if env else project_root() / "figures"
+    return base / profile

@@ -1,0 +1,164 @@
+"""Training batches: denoising pairs and descriptor triplets, drawn on the fly.
+
+Patches stay uint8 in one array of shape (points, 16, P, P); a batch is a fancy
+index plus a float32 cast, far cheaper than a training step, so the input
+pipeline never limits the 2-core throughput. Every draw comes from a
+``numpy.random.Generator`` seeded by (seed, epoch), so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+
+from nhpatches.config import IMAGE_TYPES
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchBank:
+    """Patches of many sequences, indexed by 3-D point.
+
+    Shape: clean and noisy (points, 16, P, P) uint8; sequence_ids (points,).
+    """
+
+    clean: np.ndarray
+    noisy: np.ndarray | None
+    sequence_ids: np.ndarray
+    sequence_names: tuple[str, ...]
+
+    @property
+    def num_points(self) -> int:
+        """Number of 3-D points (classes)."""
+        return int(self.clean.shape[0])
+
+
+def bank_from_sequences(sequences: Mapping[str, object]) -> PatchBank:
+    """Stack loaded sequences (objects with .clean/.noisy of shape (16, N, P, P)) by point."""
+    if not sequences:
+        raise ValueError("no sequences given to build a training bank from")
+    names = tuple(sequences)
+    clean = [np.swapaxes(sequences[name].clean, 0, 1) for name in names]
+    noisy_parts = [sequences[name].noisy for name in names]
+    noisy = None
+    if all(part is not None for part in noisy_parts):
+        noisy = np.concatenate([np.swapaxes(part, 0, 1) for part in noisy_parts])
+    ids = np.concatenate([np.full(len(part), i, dtype=np.int32) for i, part in enumerate(clean)])
+    return PatchBank(np.concatenate(clean), noisy, ids, names)
+
+
+def as_model_input(patches: np.ndarray) -> np.ndarray:
+    """uint8 patches to the models' float32 0..255 input with a channel axis.
+
+    Shape: (B, P, P) -> (B, P, P, 1)
+    """
+    return patches.astype(np.float32)[..., None]
+
+
+def flip_patches(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Flip each patch by its code: 0 none, 1 left-right, 2 up-down, 3 both (= 180° turn).
+
+    Shape: (B, P, P), (B,) -> (B, P, P)
+    """
+    out = patches.copy()
+    lr = (codes & 1).astype(bool)
+    ud = (codes & 2).astype(bool)
+    out[lr] = out[lr][:, :, ::-1]
+    out[ud] = out[ud][:, ::-1, :]
+    return out
+
+
+class _EpochBatches(keras.utils.PyDataset):
+    """Base: a fixed number of batches per epoch, redrawn each epoch unless frozen."""
+
+    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int, frozen: bool) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        if batch_size < 2 or steps < 1:
+            raise ValueError(f"batch_size must be >= 2 and steps >= 1, got {batch_size} and {steps}")
+        self.bank, self.batch_size, self.steps = bank, batch_size, steps
+        self.seed, self.frozen, self.epoch = seed, frozen, 0
+        self._plan = self._draw(np.random.default_rng([seed, 0]))
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def on_epoch_end(self) -> None:
+        """Draw the next epoch's batches (a frozen validation set keeps its draw)."""
+        if not self.frozen:
+            self.epoch += 1
+            self._plan = self._draw(np.random.default_rng([self.seed, self.epoch]))
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class DenoisingBatches(_EpochBatches):
+    """(noisy, clean) batches of random (point, image) patches for a denoiser.
+
+    Shape: each item ((B, P, P, 1), (B, P, P, 1)) float32 in 0..255.
+    """
+
+    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, frozen: bool = False) -> None:
+        if bank.noisy is None:
+            raise ValueError("denoiser training needs noisy patches; the bank has none")
+        super().__init__(bank, batch_size, steps, seed, frozen)
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        total = self.steps * self.batch_size
+        return {"point": rng.integers(0, self.bank.num_points, total),
+                "image": rng.integers(0, len(IMAGE_TYPES), total)}
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        point, image = self._plan["point"][rows], self._plan["image"][rows]
+        return as_model_input(self.bank.noisy[point, image]), as_model_input(self.bank.clean[point, image])
+
+
+class TripletBatches(_EpochBatches):
+    """Descriptor batches with B distinct 3-D points per batch (unique classes).
+
+    mode "triplet": inputs (anchor, positive, negative); mode "pair": (anchor, positive),
+    the in-batch negatives being the other points (hard triplet loss).
+    Anchor and positive are the same point in two different images of its sequence;
+    the negative is another point in a random image. With ``flip`` the anchor and
+    positive share one random flip (a flipped point is still a matching pair) and the
+    negative gets its own. Patches come from ``source`` ("clean" or "noisy").
+    Shape: inputs each (B, P, P, 1) float32 0..255; targets (B,) zeros (unused by the losses).
+    """
+
+    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, mode: str = "triplet",
+                 flip: bool = False, source: str = "clean", frozen: bool = False) -> None:
+        if mode not in ("triplet", "pair"):
+            raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
+        if source not in ("clean", "noisy") or getattr(bank, source) is None:
+            raise ValueError(f"source must be 'clean' or 'noisy' and present in the bank, got {source!r}")
+        if bank.num_points < batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds the {bank.num_points} training points: "
+                             "a batch needs distinct points")
+        self.mode, self.flip, self.source = mode, flip, source
+        super().__init__(bank, batch_size, steps, seed, frozen)
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        num_points, size, steps = self.bank.num_points, self.batch_size, self.steps
+        points = np.stack([rng.choice(num_points, size, replace=False) for _ in range(steps)]).ravel()
+        total = points.size
+        first = rng.integers(0, len(IMAGE_TYPES), total)
+        second = (first + rng.integers(1, len(IMAGE_TYPES), total)) % len(IMAGE_TYPES)
+        negative = (points + rng.integers(1, num_points, total)) % num_points
+        return {"point": points, "first": first, "second": second, "negative": negative,
+                "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
+                "flip": rng.integers(0, 4, total) if self.flip else np.zeros(total, np.int64),
+                "negative_flip": rng.integers(0, 4, total) if self.flip else np.zeros(total, np.int64)}
+
+    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        plan = {name: values[index * self.batch_size:(index + 1) * self.batch_size] for name, values in self._plan.items()}
+        patches = getattr(self.bank, self.source)
+        anchor = flip_patches(patches[plan["point"], plan["first"]], plan["flip"])
+        positive = flip_patches(patches[plan["point"], plan["second"]], plan["flip"])
+        inputs = [as_model_input(anchor), as_model_input(positive)]
+        if self.mode == "triplet":
+            negative = patches[plan["negative"], plan["negative_image"]]
+            inputs.append(as_model_input(flip_patches(negative, plan["negative_flip"])))
+        return tuple(inputs), np.zeros(self.batch_size, np.float32)

@@ -1,0 +1,173 @@
+"""Figures and tables of the study: patch grids, loss curves, Table 1 (epochs) and Table 2 (mAP).
+
+Every figure and table a notebook shows is also written under ``figures/<profile>/``
+(PNG at a fixed dpi; CSV + Markdown), atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from nhpatches import config, evaluation
+from nhpatches.cache import atomic_path
+
+#: Figure resolution of saved PNGs.
+DPI = 150
+
+#: Table 2 of the report (mAP, split a, real N-HPatches noisy test patches). Quoted, not measured here.
+REPORT_TABLE2 = pd.DataFrame(
+    [("unet", "baseline", 0.841989, 0.260636, 0.563411),
+     ("dncnn_adam", "baseline", 0.831896, 0.257823, 0.546754),
+     ("dncnn_adam", "updated", 0.76265, 0.185319, 0.481561),
+     ("dncnn_adam", "deep", 0.837206, 0.250349, 0.542044),
+     ("unet", "retrained", 0.816596, 0.240827, 0.544785),
+     ("dncnn_adam", "retrained", 0.812047, 0.243429, 0.535071)],
+    columns=["denoiser", "descriptor", "verification", "matching", "retrieval"])
+
+
+def save_figure(fig: Figure, name: str, profile: str) -> Path:
+    """Write ``fig`` to figures/<profile>/<name>.png and return the path."""
+    path = config.figures_dir(profile) / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+    return path
+
+
+def save_table(frame: pd.DataFrame, name: str, profile: str, floatfmt: str = "{:.4f}") -> Path:
+    """Write ``frame`` as figures/<profile>/<name>.csv and .md; return the CSV path."""
+    folder = config.figures_dir(profile)
+    with atomic_path(folder / f"{name}.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(folder / f"{name}.md") as tmp:
+        tmp.write_text(to_markdown(frame, floatfmt) + "\n")
+    return folder / f"{name}.csv"
+
+
+def to_markdown(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
+    """A GitHub Markdown table of ``frame`` (floats formatted, NaN left blank)."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else floatfmt.format(value)
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def plot_patch_grid(rows: Mapping[str, np.ndarray], columns: int = 8) -> Figure:
+    """One row of patches per entry (e.g. noisy / denoised / clean), same patches in every row.
+
+    Shape: each value (K, P, P) uint8, K >= columns.
+    """
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows)), squeeze=False)
+    for r, (label, patches) in enumerate(rows.items()):
+        for c in range(columns):
+            axes[r, c].imshow(patches[c], cmap="gray", vmin=0, vmax=255)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss",
+                     title: str | None = None) -> Figure:
+    """Training (solid) and validation (dashed) curves of several runs against epochs."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, (label, history) in enumerate(histories.items()):
+        color = f"C{i}"
+        ax.plot(history["epoch"], history[metric], color=color, marker="o", label=f"{label} train")
+        if f"val_{metric}" in history:
+            ax.plot(history["epoch"], history[f"val_{metric}"], color=color, ls="--", marker="s",
+                    label=f"{label} validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pipeline_label(denoiser: str, descriptor: str) -> str:
+    """Readable name of a pipeline, e.g. 'unet + baseline'."""
+    return f"{denoiser} + {descriptor}"
+
+
+def table_mean_map(results: Sequence[Mapping]) -> pd.DataFrame:
+    """Task mAPs of several evaluated pipelines: one row each, with the task-file provenance."""
+    rows = []
+    for result in results:
+        pipeline, summary = result["pipeline"], result["summary"]
+        rows.append({"denoiser": pipeline["denoiser"], "descriptor": pipeline["descriptor"],
+                     "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
+                     "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"]})
+    return pd.DataFrame(rows)
+
+
+def table2(results: Sequence[Mapping]) -> pd.DataFrame:
+    """Table 2: measured task mAPs beside the report's numbers for the same pipelines."""
+    measured = table_mean_map(results)
+    report = REPORT_TABLE2.rename(columns={t: f"report {t}" for t in config.TASKS})
+    return measured.merge(report, on=["denoiser", "descriptor"], how="left")
+
+
+def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
+    """Per task: mAP per noise level (easy/hard/tough) and per subset (i_/v_), one row per pipeline."""
+    rows = []
+    for result in results:
+        tidy = evaluation.results_to_frame(result)
+        row = {"pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"])}
+        for record in tidy.itertuples(index=False):
+            if record.subset == "all" and record.noise_level != "all":
+                row[f"{record.task[:5]} {record.noise_level}"] = record.mAP
+            elif record.subset != "all" and record.noise_level == "all":
+                row[f"{record.task[:5]} {record.subset}"] = record.mAP
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_hpatches_bars(results: Sequence[Mapping]) -> Figure:
+    """HPatches-paper style: one panel per task, a bar group per pipeline, a bar per noise level."""
+    frames = []
+    for result in results:
+        tidy = evaluation.results_to_frame(result)
+        tidy["pipeline"] = pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"])
+        frames.append(tidy[(tidy.subset == "all") & (tidy.noise_level != "all")])
+    tidy = pd.concat(frames, ignore_index=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(results) + 1.8), sharey=True)
+    levels = ["easy", "hard", "tough"]
+    colors = {"easy": "#4daf4a", "hard": "#ff7f00", "tough": "#e41a1c"}
+    labels = list(dict.fromkeys(tidy["pipeline"]))
+    y = np.arange(len(labels))
+    for ax, task in zip(axes, config.TASKS):
+        part = tidy[tidy.task == task]
+        for i, level in enumerate(levels):
+            values = part[part.noise_level == level].set_index("pipeline").reindex(labels)["mAP"]
+            ax.barh(y + (i - 1) * 0.27, values * 100, height=0.27, color=colors[level], label=level.upper()[0])
+        ax.set_title(f"{task} mAP [%]")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(title="noise", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def table1_epochs(runs: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Table 1: epochs and training cost of each model, from its run metrics (name -> metrics.json)."""
+    rows = []
+    for name, metrics in runs.items():
+        final = metrics["final"]
+        rows.append({"model": name, "epochs": metrics["epochs"], "patches_fed": metrics["patches_fed"],
+                     "train_seconds": metrics["train_seconds"], "patches_per_second": metrics["patches_per_second"],
+                     "final_loss": final.get("loss"), "final_val_loss": final.get("val_loss"),
+                     "parameters": metrics["parameters"]})
+    return pd.DataFrame(rows)

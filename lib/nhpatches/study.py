@@ -1,0 +1,377 @@
+"""The study as one object: data, task files, cached models and evaluated pipelines.
+
+A notebook opens a :class:`Study` with its parameters and asks it for what it needs;
+everything expensive (dataset build, training, denoising the test set, evaluation)
+is cached on disk under a key of its settings, so later notebooks reuse earlier runs::
+
+    study = Study.open(profile="cpu", data_dir=None, seed=0)
+    unet = study.denoiser("unet")                   # trains once, then loads
+    results = study.evaluate("unet", "baseline")    # HPatches mAPs, cached
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from nhpatches import config, data, embedded, evaluation, report, tasks, training
+from nhpatches.batches import PatchBank, bank_from_sequences
+from nhpatches.cache import RunDir, atomic_path, load_or_compute, read_json
+
+#: Table 2 of the study: (denoiser, descriptor) pairs in the report's row order.
+TABLE2_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("unet", "baseline"),
+    ("dncnn_adam", "baseline"),
+    ("dncnn_adam", "updated"),
+    ("dncnn_adam", "deep"),
+    ("unet", "retrained"),
+    ("dncnn_adam", "retrained"),
+)
+#: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
+INPUT_ONLY = ("none", "clean")
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model with its per-epoch history and run metrics."""
+
+    name: str
+    model: keras.Model
+    history: pd.DataFrame
+    metrics: dict
+    run: RunDir
+
+
+@dataclasses.dataclass
+class Study:
+    """Data, task files and caches of one profile on one dataset."""
+
+    profile: config.Profile
+    data_dir: Path
+    seed: int = 0
+    split: str = "a"
+    force_retrain: bool = False
+    results_root: Path = dataclasses.field(default_factory=config.results_dir)
+
+    @classmethod
+    def open(cls, profile: str = "cpu", data_dir: str | Path | None = None, seed: int = 0, split: str = "a",
+             force_retrain: bool = False, **overrides) -> "Study":
+        """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once)."""
+        settings = config.get_profile(profile, **overrides)
+        if data_dir is None:
+            data_dir = embedded_dataset_dir(settings)
+        else:
+            data_dir = Path(data_dir).expanduser().resolve()
+            data.detect_layout(data_dir)  # fails early, naming the path and the expected layout
+        return cls(settings, Path(data_dir), seed, split, force_retrain)
+
+    # ----- data -----------------------------------------------------------------------------
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Fingerprint of the dataset on disk (part of every cache key)."""
+        return data.dataset_fingerprint(self.data_dir)
+
+    @functools.cached_property
+    def layout(self) -> str:
+        """'embedded', 'nhpatches' or 'release'."""
+        return data.detect_layout(self.data_dir)
+
+    @functools.cached_property
+    def train_sequences(self) -> dict[str, data.Sequence]:
+        """Training sequences of the split (capped at profile.train_patches)."""
+        return data.load_dataset(self.data_dir, self.split, "train", max_patches=self.profile.train_patches,
+                                 noise_seed=self.seed)
+
+    @functools.cached_property
+    def test_sequences(self) -> dict[str, data.Sequence]:
+        """Test sequences of the split (capped at profile.test_patches)."""
+        return data.load_dataset(self.data_dir, self.split, "test", max_patches=self.profile.test_patches,
+                                 noise_seed=self.seed)
+
+    @functools.cached_property
+    def banks(self) -> tuple[PatchBank, PatchBank]:
+        """(train, validation) patch banks; validation holds out about 1 in 6 source scenes."""
+        train, validation = hold_out_scenes(self.train_sequences)
+        return bank_from_sequences(train), bank_from_sequences(validation)
+
+    @functools.cached_property
+    def tasks(self) -> tasks.TaskSet:
+        """Verification and retrieval task files for the test sequences (official lists when they apply)."""
+        sizes = {name: seq.num_patches for name, seq in self.test_sequences.items()}
+        if self.layout != "embedded" and self.profile.test_patches is None:
+            return tasks.official_tasks(self.split, sizes, seed=42)
+        clean_ref = {name: seq.clean[0] for name, seq in self.test_sequences.items() if seq.clean is not None}
+        return tasks.load_or_generate_tasks(
+            self._tasks_dir(sizes), self.split, sizes, seed=42, clean_ref=clean_ref or None,
+            num_pairs=self.profile.num_pairs, num_queries=self.profile.num_queries,
+            num_distractors=self.profile.num_distractors)
+
+    def _tasks_dir(self, sizes: Mapping[str, int]) -> Path:
+        """Task files live next to the dataset, or under results/ if the dataset is read-only."""
+        sub = f"split-{self.split}_n{sum(sizes.values())}_p{self.profile.num_pairs}_q{self.profile.num_queries}"
+        folder = self.data_dir / "tasks" / sub
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = self.results_root / "tasks" / self.fingerprint / sub
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # ----- models ---------------------------------------------------------------------------
+    def _run(self, experiment: str, spec: object, epochs: int) -> RunDir:
+        """The cache folder of a training run (key: spec, schedule, seed, data)."""
+        profile = dataclasses.asdict(self.profile)
+        schedule = {k: profile[k] for k in ("train_patches", "steps_per_epoch", "validation_steps", "batch_size",
+                                             "denoiser_batch_size", "dncnn_batch_size")}
+        settings = {"spec": dataclasses.asdict(spec), "epochs": epochs, "schedule": schedule, "seed": self.seed,
+                    "split": self.split, "data": self.fingerprint, "profile": self.profile.name}
+        return RunDir(self.results_root, experiment, settings)
+
+    def denoiser(self, name: str) -> Trained:
+        """A trained denoiser of ``training.DENOISERS`` (trained on first use, then loaded)."""
+        spec = _lookup(training.DENOISERS, name, "denoiser")
+        epochs = self.profile.epochs_dncnn if spec.architecture == "dncnn" else self.profile.epochs_unet
+        run = self._run(f"denoiser_{name}", spec, epochs)
+        train, validation = self.banks if self.force_retrain or not run.is_complete() else (None, None)
+        metrics = load_or_compute(run, lambda r: training.train_denoiser(
+            spec, train, validation, self.profile, self.seed, r), force=self.force_retrain)
+        return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
+
+    def descriptor(self, name: str) -> Trained:
+        """A trained descriptor of ``training.DESCRIPTORS`` (trained on first use, then loaded)."""
+        spec = _lookup(training.DESCRIPTORS, name, "descriptor")
+        run = self._run(f"descriptor_{name}", spec, self.profile.epochs_descriptor)
+        train, validation = self.banks if self.force_retrain or not run.is_complete() else (None, None)
+        metrics = load_or_compute(run, lambda r: training.train_descriptor(
+            spec, train, validation, self.profile, self.seed, r), force=self.force_retrain)
+        return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
+
+    # ----- pipelines ------------------------------------------------------------------------
+    def test_patches(self, denoiser: str) -> dict[str, np.ndarray]:
+        """Test patches as the descriptor sees them: 'clean', 'none' (noisy) or denoised.
+
+        Shape: per sequence (16, N, P, P) uint8.
+        """
+        if denoiser in INPUT_ONLY:
+            attribute = "clean" if denoiser == "clean" else "noisy"
+            return {name: getattr(seq, attribute) for name, seq in self.test_sequences.items()}
+        run = self._denoised_run(denoiser)
+        load_or_compute(run, lambda r: self._denoise_test(denoiser, r))
+        with np.load(run.path / "patches.npz") as stored:
+            return {name: stored[name] for name in self.test_sequences}
+
+    def _denoised_run(self, denoiser: str) -> RunDir:
+        """Cache folder of a denoiser's output on the test set."""
+        trained_key = self.denoiser_run_key(denoiser)
+        return RunDir(self.results_root, "denoised_test", {
+            "denoiser": denoiser, "model": trained_key, "test_patches": self.profile.test_patches,
+            "split": self.split, "data": self.fingerprint, "noise_seed": self.seed})
+
+    def denoiser_run_key(self, denoiser: str) -> str:
+        """Cache key of a denoiser's training run (without training it)."""
+        spec = training.DENOISERS[denoiser]
+        epochs = self.profile.epochs_dncnn if spec.architecture == "dncnn" else self.profile.epochs_unet
+        return self._run(f"denoiser_{denoiser}", spec, epochs).key
+
+    def _denoise_test(self, denoiser: str, run: RunDir) -> dict:
+        """Denoise every test patch, store them, return quality figures per noise level."""
+        model = self.denoiser(denoiser).model
+        start = time.perf_counter()
+        outputs = {name: denoise_patches(model, seq.noisy, self.profile.predict_batch_size)
+                   for name, seq in self.test_sequences.items()}
+        seconds = time.perf_counter() - start
+        with atomic_path(run.file("patches.npz")) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **outputs)
+        quality = denoising_quality(self.test_sequences, outputs)
+        count = sum(array.shape[0] * array.shape[1] for array in outputs.values())
+        return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds,
+                "quality": quality.to_dict(orient="records")}
+
+    def denoising_quality(self, denoiser: str) -> pd.DataFrame:
+        """MAE and PSNR of a denoiser's test output against the clean patches, per noise level."""
+        self.test_patches(denoiser)
+        return pd.DataFrame(self._denoised_run(denoiser).metrics()["quality"])
+
+    def evaluate(self, denoiser: str, descriptor: str) -> dict:
+        """HPatches verification / matching / retrieval of one pipeline (cached)."""
+        settings = {"denoiser": denoiser, "descriptor": descriptor,
+                    "denoiser_key": None if denoiser in INPUT_ONLY else self.denoiser_run_key(denoiser),
+                    "descriptor_key": self._run(f"descriptor_{descriptor}", training.DESCRIPTORS[descriptor],
+                                                self.profile.epochs_descriptor).key,
+                    "tasks": self.tasks.provenance, "test_patches": self.profile.test_patches,
+                    "split": self.split, "data": self.fingerprint, "noise_seed": self.seed}
+        run = RunDir(self.results_root, "pipelines", settings)
+        return load_or_compute(run, lambda r: self._evaluate(denoiser, descriptor))
+
+    def _evaluate(self, denoiser: str, descriptor: str) -> dict:
+        """Describe the (denoised) test patches and run the three tasks."""
+        patches = self.test_patches(denoiser)
+        model = self.descriptor(descriptor).model
+        start = time.perf_counter()
+        descriptors = {name: describe_patches(model, array, self.profile.predict_batch_size)
+                       for name, array in patches.items()}
+        describe_seconds = time.perf_counter() - start
+        results = evaluation.evaluate(descriptors, self.tasks)
+        results["pipeline"] = {"denoiser": denoiser, "descriptor": descriptor, "profile": self.profile.name,
+                               "describe_seconds": describe_seconds, "data_dir": str(self.data_dir),
+                               "layout": self.layout}
+        return results
+
+    def evaluate_many(self, pipelines: tuple[tuple[str, str], ...] = TABLE2_PIPELINES) -> pd.DataFrame:
+        """Summary mAPs of several pipelines, one row each."""
+        rows = [pipeline_row(self.evaluate(den, desc)) for den, desc in pipelines]
+        return pd.DataFrame(rows)
+
+    # ----- views for the notebooks ----------------------------------------------------------
+    def dataset_summary(self) -> pd.DataFrame:
+        """One row per sequence: kind, patches loaded and role (train / validation / test)."""
+        train, validation = hold_out_scenes(self.train_sequences)
+        roles = [("train", train), ("validation", validation), ("test", self.test_sequences)]
+        return pd.DataFrame([{"sequence": name, "kind": seq.kind, "patches": seq.num_patches, "role": role}
+                             for role, group in roles for name, seq in group.items()])
+
+    def example_patches(self, columns: int = 8, sequence: str | None = None) -> dict[str, np.ndarray]:
+        """Clean and noisy patches of one test sequence for the reference and one image per level."""
+        seq = self.test_sequences[sequence or next(iter(self.test_sequences))]
+        rows = {}
+        for image in ("ref", "e1", "h1", "t1"):
+            index = config.image_index(image)
+            rows[f"{image} clean"] = seq.clean[index, :columns]
+            rows[f"{image} noisy"] = seq.noisy[index, :columns]
+        return rows
+
+    def denoised_examples(self, denoiser: str, columns: int = 8) -> dict[str, np.ndarray]:
+        """Noisy, denoised and clean versions of the same test patches, cycling easy / hard / tough."""
+        name = next(iter(self.test_sequences))
+        seq, denoised = self.test_sequences[name], self.test_patches(denoiser)[name]
+        images = [config.image_index(f"{'eht'[c % 3]}{1 + (c // 3) % 5}") for c in range(columns)]
+        points = np.arange(columns) % seq.num_patches
+        return {"noisy": seq.noisy[images, points], denoiser: denoised[images, points],
+                "clean": seq.clean[images, points]}
+
+    def compare_denoisers(self, names: tuple[str, ...]) -> pd.DataFrame:
+        """Test-set MAE and PSNR per noise level for several denoisers (noisy input listed once)."""
+        frames = []
+        for i, name in enumerate(names):
+            quality = self.denoising_quality(name)
+            if i > 0:
+                quality = quality[quality.input == "denoised"]
+            frames.append(quality.assign(denoiser=np.where(quality.input == "noisy", "none", name)))
+        columns = ["denoiser", "input", "noise_level", "mae", "psnr_db"]
+        return pd.concat(frames, ignore_index=True)[columns]
+
+    def realism(self) -> pd.DataFrame:
+        """Trivial-descriptor figures per level on the test sequences (clean patches)."""
+        return embedded.measure_realism(self.test_sequences)
+
+    def noise_summary(self) -> pd.DataFrame:
+        """Noise std per level and the measured noisy/clean correlation and std ratio on the test patches."""
+        rows = []
+        for level, images in config.LEVEL_IMAGES.items():
+            images = list(images)
+            clean = np.concatenate([s.clean[images].reshape(-1, s.clean[0, 0].size) for s in self.test_sequences.values()])
+            noisy = np.concatenate([s.noisy[images].reshape(-1, s.noisy[0, 0].size) for s in self.test_sequences.values()])
+            rows.append({"noise_level": level, "noise_std": data.NOISE_STD[level],
+                         "median_patch_std": float(np.median(clean.std(axis=1))),
+                         "median_correlation": float(np.median(_row_correlation(clean, noisy)))})
+        return pd.DataFrame(rows)
+
+    def table1(self, denoisers: tuple[str, ...] = tuple(training.DENOISERS),
+               descriptors: tuple[str, ...] = ("baseline", "updated", "deep", "flip", "hard", "retrained")) -> pd.DataFrame:
+        """Table 1: epochs and training cost of the study's models (trained if missing)."""
+        runs = {name: self.denoiser(name).metrics for name in denoisers}
+        runs.update({name: self.descriptor(name).metrics for name in descriptors})
+        return report.table1_epochs(runs)
+
+    def table2_results(self, extra: tuple[tuple[str, str], ...] = (("none", "baseline"), ("clean", "baseline"))) -> list[dict]:
+        """Evaluation results of Table 2's pipelines, plus the noisy-input and clean-input references."""
+        return [self.evaluate(den, desc) for den, desc in TABLE2_PIPELINES + extra]
+
+
+def _row_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Pearson correlation of matching rows.
+
+    Shape: (K, M), (K, M) -> (K,)
+    """
+    a = first - first.mean(axis=1, keepdims=True)
+    b = second - second.mean(axis=1, keepdims=True)
+    return (a * b).sum(axis=1) / np.maximum(np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1)), 1e-12)
+
+
+def pipeline_row(results: Mapping) -> dict:
+    """One table row from an evaluation result: pipeline names and the three task mAPs."""
+    summary = results["summary"]
+    return {"denoiser": results["pipeline"]["denoiser"], "descriptor": results["pipeline"]["descriptor"],
+            "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
+            "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"]}
+
+
+def _lookup(registry: Mapping[str, object], name: str, kind: str) -> object:
+    """A registry entry, or a ValueError listing the known names."""
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; expected one of {sorted(registry)}")
+    return registry[name]
+
+
+def embedded_dataset_dir(profile: config.Profile, seed: int = 0) -> Path:
+    """Build (once) and return the embedded dataset a profile uses."""
+    images = None
+    if profile.embedded_images is not None:
+        images = embedded.DEFAULT_IMAGES[:profile.embedded_images]
+    tag = f"embedded_p{profile.embedded_patches}_i{profile.embedded_images or 'all'}_s{seed}"
+    return embedded.ensure_embedded_dataset(config.data_root() / tag, seed=seed,
+                                            max_patches_per_sequence=profile.embedded_patches, images=images)
+
+
+def hold_out_scenes(sequences: Mapping[str, data.Sequence], every: int = 6) -> tuple[dict, dict]:
+    """Split sequences into (train, validation) by scene name (i_x and v_x stay together)."""
+    scenes = sorted({name[2:] for name in sequences})
+    held = set(scenes[every // 2::every]) or {scenes[-1]}
+    if len(held) == len(scenes):
+        raise ValueError(f"need at least two scenes to hold one out for validation, got {scenes}")
+    train = {name: seq for name, seq in sequences.items() if name[2:] not in held}
+    validation = {name: seq for name, seq in sequences.items() if name[2:] in held}
+    return train, validation
+
+
+def denoise_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -> np.ndarray:
+    """Run a denoiser; clip to [0, 255] and truncate to uint8 (the study's convention).
+
+    Shape: (..., P, P) uint8 -> same shape uint8
+    """
+    flat = patches.reshape(-1, *patches.shape[-2:]).astype(np.float32)[..., None]
+    output = model.predict(flat, batch_size=batch_size, verbose=0)
+    return np.clip(output[..., 0], 0, 255).astype(np.uint8).reshape(patches.shape)
+
+
+def describe_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -> np.ndarray:
+    """Descriptors of every patch.
+
+    Shape: (16, N, P, P) uint8 -> (16, N, D) float32
+    """
+    flat = patches.reshape(-1, *patches.shape[-2:]).astype(np.float32)[..., None]
+    output = model.predict(flat, batch_size=batch_size, verbose=0)
+    return np.asarray(output, np.float32).reshape(*patches.shape[:2], -1)
+
+
+def denoising_quality(sequences: Mapping[str, data.Sequence], outputs: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """MAE and PSNR (0..255) of noisy and denoised patches against clean, per noise level."""
+    rows = []
+    for level, images in config.LEVEL_IMAGES.items():
+        images = list(images)
+        clean = np.concatenate([seq.clean[images].ravel() for seq in sequences.values()]).astype(np.float64)
+        noisy = np.concatenate([seq.noisy[images].ravel() for seq in sequences.values()]).astype(np.float64)
+        denoised = np.concatenate([outputs[name][images].ravel() for name in sequences]).astype(np.float64)
+        for kind, values in (("noisy", noisy), ("denoised", denoised)):
+            mse = float(np.mean((values - clean) ** 2))
+            rows.append({"noise_level": level, "input": kind, "mae": float(np.mean(np.abs(values - clean))),
+                         "psnr_db": 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))})
+    return pd.DataFrame(rows)

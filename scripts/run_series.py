@@ -1,0 +1,59 @@
+"""Run the notebook series 00..07 with papermill for one profile.
+
+Executed copies go to outputs/<profile>/ (ignored by git); figures and tables go to
+figures/<profile>/. Models and evaluations are cached under results/, so a rerun
+only executes what changed.
+
+    python scripts/run_series.py --profile cpu [--data-dir PATH] [--seed 0] [--only 02 03]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import papermill
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    parser.add_argument("--data-dir", default=None, help="hpatches-release or N-HPatches folder (default: embedded)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="a")
+    parser.add_argument("--force-retrain", action="store_true")
+    parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 07")
+    parser.add_argument("--output-dir", default=None, help="where executed notebooks go (default outputs/<profile>)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Execute the selected notebooks in order; stop at the first failure."""
+    args = parse_args(argv)
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        notebooks = [nb for nb in notebooks if nb.name[:2] in set(args.only)]
+    if not notebooks:
+        print(f"no notebooks selected under {ROOT / 'notebooks'}", file=sys.stderr)
+        return 2
+    output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / args.profile
+    output_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": args.profile, "data_dir": args.data_dir, "seed": args.seed, "split": args.split,
+                  "force_retrain": args.force_retrain}
+    total = time.perf_counter()
+    for notebook in notebooks:
+        start = time.perf_counter()
+        papermill.execute_notebook(str(notebook), str(output_dir / notebook.name), parameters=parameters,
+                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+        print(f"{notebook.name}: {time.perf_counter() - start:7.1f} s", flush=True)
+    print(f"series ({args.profile}): {time.perf_counter() - total:.1f} s; executed notebooks in {output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Profiles and HPatches constants."""
+
+from __future__ import annotations
+
+import pytest
+
+from nhpatches import config
+
+
+def test_image_types_order() -> None:
+    """16 images: ref, then e1..e5, h1..h5, t1..t5."""
+    assert config.IMAGE_TYPES[:2] == ("ref", "e1") and config.IMAGE_TYPES[-1] == "t5"
+    assert len(config.IMAGE_TYPES) == 16 and config.image_index("h1") == 6
+    with pytest.raises(ValueError, match="x9"):
+        config.image_index("x9")
+
+
+def test_level_images_cover_every_image_once() -> None:
+    """Each image belongs to exactly one noise level, with ref at the easy level."""
+    images = sorted(i for group in config.LEVEL_IMAGES.values() for i in group)
+    assert images == list(range(16)) and 0 in config.LEVEL_IMAGES["easy"]
+
+
+def test_get_profile_overrides_and_errors() -> None:
+    """Overrides replace fields; unknown names and fields are rejected with their name."""
+    profile = config.get_profile("smoke", epochs_unet=7)
+    assert profile.epochs_unet == 7 and profile.name == "smoke"
+    with pytest.raises(ValueError, match="huge"):
+        config.get_profile("huge")
+    with pytest.raises(ValueError, match="not_a_field"):
+        config.get_profile("cpu", not_a_field=1)
+
+
+def test_profiles_grow_from_smoke_to_gpu() -> None:
+    """The gpu profile trains more than cpu, which trains more than smoke."""
+    work = {name: p.steps_per_epoch * p.epochs_descriptor * p.batch_size for name, p in config.PROFILES.items()}
+    assert work["smoke"] < work["cpu"] < work["gpu"]
+
+
+def test_default_profile_reads_environment(monkeypatch) -> None:
+    """NHPATCHES_PROFILE selects the notebooks' default profile."""
+    monkeypatch.setenv("NHPATCHES_PROFILE", "smoke")
+    assert config.default_profile_name() == "smoke"
+    monkeypatch.delenv("NHPATCHES_PROFILE")
+    assert config.default_profile_name() == "cpu"
