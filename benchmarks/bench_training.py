@@ -1,0 +1,85 @@
+"""Training throughput of every model, and the cost of the input pipeline beside it.
+
+For each model this times a few epochs of ``fit`` on synthetic patches (after one
+warm-up epoch that compiles the graph) and, separately, drawing the same batches
+with no model at all. It prints patches fed per second (anchor, positive and
+negative all count) and the share of a step the input pipeline would take: it must
+stay a small fraction so training runs at the compute bound.
+
+    python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from nhpatches import config, training
+from nhpatches.batches import DenoisingBatches, PatchBank, TripletBatches, bank_from_sequences
+
+MODELS = {
+    "unet": training.DENOISERS["unet"],
+    "dncnn": training.DENOISERS["dncnn_adam"],
+    "baseline": training.DESCRIPTORS["baseline"],
+    "deep": training.DESCRIPTORS["deep"],
+    "hard": training.DESCRIPTORS["retrained"],
+}
+
+
+def synthetic_bank(points: int, seed: int = 0) -> PatchBank:
+    """A bank of random-texture patches (content does not change the speed)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, 256, (16, points, config.PATCH_SIZE, config.PATCH_SIZE), dtype=np.uint8)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    return bank_from_sequences({"v_synthetic": SimpleNamespace(clean=clean, noisy=noisy)})
+
+
+def make_data(spec: object, bank: PatchBank, profile: config.Profile, steps: int):
+    """(model, batches, patches per item) for one spec."""
+    if isinstance(spec, training.DenoiserSpec):
+        size = profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size
+        return training.build_denoiser(spec), DenoisingBatches(bank, size, steps), 1
+    _, trainer = training.build_descriptor_trainer(spec)
+    mode = "triplet" if spec.loss == "triplet" else "pair"
+    return trainer, TripletBatches(bank, profile.batch_size, steps, mode=mode, flip=spec.flip), 3 if mode == "triplet" else 2
+
+
+def time_pipeline(batches, epochs: int) -> float:
+    """Seconds to draw every batch of ``epochs`` epochs with no model."""
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for index in range(len(batches)):
+            batches[index]
+        batches.on_epoch_end()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Print one line per model."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
+    parser.add_argument("--profile", default="cpu", help="batch sizes come from this profile")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    args = parser.parse_args()
+    profile = config.get_profile(args.profile)
+    bank = synthetic_bank(2048)
+    print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'pipeline ms':>13}{'pipeline share':>16}")
+    for name in args.models:
+        model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps)
+        model.fit(batches, epochs=1, verbose=0)  # warm-up: graph compilation
+        start = time.perf_counter()
+        model.fit(batches, epochs=args.epochs, verbose=0)
+        seconds = time.perf_counter() - start
+        pipeline = time_pipeline(batches, args.epochs)
+        steps = args.epochs * len(batches)
+        fed = steps * batches.batch_size * per_item
+        print(f"{name:<10}{batches.batch_size:>7}{fed / seconds:>12.0f}{1000 * seconds / steps:>10.1f}"
+              f"{1000 * pipeline / steps:>13.2f}{pipeline / seconds:>15.1%}")
+
+
+if __name__ == "__main__":
+    main()
