@@ -1,0 +1,280 @@
+"""Keras 3 Functional builders: U-Net and DnCNN denoisers, L2-Net descriptors, training wrappers.
+
+Every model takes (and the denoisers return) grayscale patches of shape (B, P, P, 1), float32
+pixel values in 0..255; any 0..1 scaling happens inside the model. Only ``keras.ops`` is used,
+so the models run on the TensorFlow, PyTorch and JAX backends alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import keras
+from keras import ops
+
+#: Descriptor variants accepted by build_l2net.
+L2NET_VARIANTS: tuple[str, ...] = ("baseline", "updated", "deep")
+#: Pixel range of the patches at the model boundary.
+PIXEL_MAX = 255.0
+_CONV_TYPES = (
+    keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+    keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
+)
+
+
+@keras.saving.register_keras_serializable(package="nhpatches")
+class PatchStandardization(keras.layers.Layer):
+    """Per-patch standardisation (x - mean) / (std + eps) over H, W, C, as L2-Net/HardNet.
+
+    Shape: (B, H, W, C) -> (B, H, W, C).
+    """
+
+    def __init__(self, epsilon: float = 1e-7, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        """Standardise each patch of the batch independently."""
+        mean = ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        std = ops.sqrt(ops.mean(ops.square(inputs - mean), axis=(1, 2, 3), keepdims=True))
+        return (inputs - mean) / (std + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
+        return input_shape
+
+    def get_config(self) -> dict:
+        """Config for saving."""
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="nhpatches")
+class L2Normalize(keras.layers.Layer):
+    """Scale each vector to unit Euclidean norm: x / sqrt(sum(x^2) + eps), as HardNet's L2Norm.
+
+    Shape: (B, ..., D) -> (B, ..., D), normalised along ``axis``.
+    """
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-10, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        """Divide by the (eps-stabilised) norm along the axis."""
+        norm = ops.sqrt(ops.sum(ops.square(inputs), axis=self.axis, keepdims=True) + self.epsilon)
+        return inputs / norm
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
+        return input_shape
+
+    def get_config(self) -> dict:
+        """Config for saving."""
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="nhpatches")
+class StackDescriptors(keras.layers.Layer):
+    """Stack same-shaped descriptor batches along a new axis 1.
+
+    Shape: k x (B, D) -> (B, k, D).
+    """
+
+    def call(self, inputs):
+        """Stack the list of inputs along axis 1."""
+        return ops.stack(list(inputs), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        """(B, k, D) from k shapes (B, D)."""
+        first = tuple(input_shape[0])
+        return (first[0], len(input_shape)) + first[1:]
+
+
+def _check_positive_int(value: int, what: str) -> None:
+    """Raise ValueError unless value is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+
+
+def _check_patch_size(patch_size: int, multiple: int = 1) -> None:
+    """Raise ValueError unless patch_size is a positive int divisible by multiple."""
+    _check_positive_int(patch_size, "patch_size")
+    if patch_size % multiple:
+        raise ValueError(f"patch_size must be a multiple of {multiple}, got {patch_size}")
+
+
+def _patch_input(patch_size: int, name: str = "patch") -> keras.KerasTensor:
+    """A (P, P, 1) float32 input."""
+    return keras.Input(shape=(patch_size, patch_size, 1), dtype="float32", name=name)
+
+
+def build_unet(patch_size: int = 32, name: str = "unet_baseline") -> keras.Model:
+    """The coursework's shallow U-Net denoiser (trained with MAE); 0..1 scaling happens inside.
+
+    Shape: (B, P, P, 1) in 0..255 -> (B, P, P, 1) denoised, same scale; P a multiple of 4.
+    """
+    _check_patch_size(patch_size, 4)
+    conv = keras.layers.Conv2D
+    inputs = _patch_input(patch_size)
+    x = keras.layers.Rescaling(1.0 / PIXEL_MAX, name="scale_in")(inputs)
+    enc1 = conv(16, 3, activation="relu", padding="same", name="enc1_conv")(x)
+    x = keras.layers.MaxPooling2D(2, name="enc1_pool")(enc1)
+    enc2 = conv(32, 3, activation="relu", padding="same", name="enc2_conv")(x)
+    x = keras.layers.MaxPooling2D(2, name="enc2_pool")(enc2)
+    x = conv(64, 3, activation="relu", padding="same", name="bottleneck_conv")(x)
+    x = keras.layers.UpSampling2D(2, name="dec2_up")(x)
+    x = keras.layers.Concatenate(name="dec2_skip")([x, enc2])
+    x = conv(32, 3, activation="relu", padding="same", name="dec2_conv")(x)
+    x = keras.layers.UpSampling2D(2, name="dec1_up")(x)
+    x = keras.layers.Concatenate(name="dec1_skip")([x, enc1])
+    x = conv(16, 3, activation="relu", padding="same", name="dec1_conv")(x)
+    x = conv(1, 1, activation="linear", padding="same", name="out_conv")(x)
+    outputs = keras.layers.Rescaling(PIXEL_MAX, name="scale_out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _dncnn_block(x: keras.KerasTensor, filters: int, index: int) -> keras.KerasTensor:
+    """One DnCNN middle block: Conv(3x3, no bias, orthogonal) + BN + ReLU."""
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", use_bias=False,
+        kernel_initializer="orthogonal", name=f"conv{index}",
+    )(x)
+    # BN momentum: cszn's Keras code uses momentum=0.0 (moving statistics = the last batch's),
+    # with 0.1 (PyTorch's convention, misread by Keras as 0.1 weight on the old value) commented
+    # out. We use 0.9, i.e. PyTorch's/MatConvNet's default momentum 0.1 in Keras' convention: the
+    # moving statistics then settle within ~50 steps, which short CPU runs need (Keras' default
+    # 0.99 needs ~500). epsilon 1e-3 is Keras' default (cszn uses 1e-4; the difference is
+    # negligible next to batch variances of 64 feature maps).
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=f"bn{index}")(x)
+    return keras.layers.ReLU(name=f"relu{index}")(x)
+
+
+def build_dncnn(
+    patch_size: int = 32, depth: int = 17, filters: int = 64, name: str = "dncnn"
+) -> keras.Model:
+    """DnCNN (Zhang et al. 2017, cszn's Keras code): residual learning, output = input - noise.
+
+    Input and output are in 0..255, but the convolutions see the input scaled to 0..1 (Rescaling)
+    for stable training; the predicted noise (0..1 scale) is scaled back by 255 before the
+    subtraction. ``depth`` counts conv layers (17 at the default); all kernels are orthogonal and
+    the last conv has no bias, as in cszn's code.
+    Shape: (B, P, P, 1) in 0..255 -> (B, P, P, 1) denoised, same scale.
+    """
+    _check_patch_size(patch_size)
+    _check_positive_int(filters, "filters")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth must be an int >= 2, got {depth!r}")
+    inputs = _patch_input(patch_size)
+    x = keras.layers.Rescaling(1.0 / PIXEL_MAX, name="scale_in")(inputs)
+    x = keras.layers.Conv2D(
+        filters, 3, padding="same", kernel_initializer="orthogonal", name="conv1"
+    )(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    for index in range(2, depth):
+        x = _dncnn_block(x, filters, index)
+    noise = keras.layers.Conv2D(
+        1, 3, padding="same", use_bias=False, kernel_initializer="orthogonal", name=f"conv{depth}"
+    )(x)
+    noise = keras.layers.Rescaling(PIXEL_MAX, name="noise")(noise)
+    outputs = keras.layers.Subtract(name="residual")([inputs, noise])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _l2net_layout(variant: str) -> list[tuple[int, int]]:
+    """(filters, stride) of the 3x3 conv-BN-ReLU blocks of a variant, before the final conv."""
+    if variant not in L2NET_VARIANTS:
+        raise ValueError(f"unknown L2-Net variant {variant!r}; expected one of {L2NET_VARIANTS}")
+    if variant == "deep":
+        # 8 blocks + final conv = 9: one more 3x3 block at 32 and one more at 64 channels.
+        return [(32, 1), (32, 1), (32, 1), (64, 2), (64, 1), (64, 1), (128, 2), (128, 1)]
+    return [(32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]
+
+
+def _affine_free_bn(name: str) -> keras.layers.BatchNormalization:
+    """BatchNormalization without scale/offset, as every BN of L2-Net/HardNet."""
+    return keras.layers.BatchNormalization(center=False, scale=False, name=name)
+
+
+def build_l2net(
+    variant: str = "baseline",
+    patch_size: int = 32,
+    descriptor_dim: int = 128,
+    dropout_rate: float = 0.3,
+    name: str | None = None,
+) -> keras.Model:
+    """L2-Net-style descriptor (variants baseline/updated/deep), unit-norm output.
+
+    Per-patch standardisation, then 3x3 conv (no bias) + affine-free BN + ReLU blocks with two
+    stride-2 steps, then a (P/4 x P/4, valid) conv to ``descriptor_dim`` + affine-free BN,
+    Flatten and L2 normalisation. "baseline": 7 convs, Glorot init, no dropout; "updated": the
+    same with orthogonal init and Dropout(dropout_rate) before the last conv (HardNet);
+    "deep": 9 convs (extra 3x3 blocks at 32 and 64 channels), orthogonal init + dropout.
+    Shape: (B, P, P, 1) in 0..255 -> (B, descriptor_dim), P a multiple of 4 (32 in the study).
+    """
+    layout = _l2net_layout(variant)
+    _check_patch_size(patch_size, 4)
+    _check_positive_int(descriptor_dim, "descriptor_dim")
+    if not 0.0 <= float(dropout_rate) < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+    init = "glorot_uniform" if variant == "baseline" else "orthogonal"
+    inputs = _patch_input(patch_size)
+    x = PatchStandardization(name="standardize")(inputs)
+    for index, (filters, stride) in enumerate(layout, start=1):
+        x = keras.layers.Conv2D(
+            filters, 3, strides=stride, padding="same", use_bias=False,
+            kernel_initializer=init, name=f"conv{index}",
+        )(x)
+        x = _affine_free_bn(f"bn{index}")(x)
+        x = keras.layers.ReLU(name=f"relu{index}")(x)
+    if variant != "baseline":
+        x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    last = len(layout) + 1
+    x = keras.layers.Conv2D(
+        descriptor_dim, patch_size // 4, padding="valid", use_bias=False,
+        kernel_initializer=init, name=f"conv{last}",
+    )(x)
+    x = _affine_free_bn(f"bn{last}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = L2Normalize(name="l2_normalize")(x)
+    return keras.Model(inputs, outputs, name=name or f"l2net_{variant}")
+
+
+def _shared_trainer(descriptor_model: keras.Model, roles: tuple[str, ...], name: str) -> keras.Model:
+    """Apply one descriptor model (shared weights) to each role's input and stack the outputs."""
+    if not isinstance(descriptor_model, keras.Model):
+        raise ValueError(f"descriptor_model must be a keras.Model, got {type(descriptor_model)}")
+    shape = tuple(descriptor_model.input_shape[1:])
+    inputs = [keras.Input(shape=shape, dtype="float32", name=role) for role in roles]
+    outputs = StackDescriptors(name="stack")([descriptor_model(t) for t in inputs])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_triplet_trainer(descriptor_model: keras.Model) -> keras.Model:
+    """Training wrapper for triplet_loss: shared descriptor on anchor, positive, negative.
+
+    Shape: 3 x (B, P, P, 1) -> (B, 3, D).
+    """
+    return _shared_trainer(descriptor_model, ("anchor", "positive", "negative"), "triplet_trainer")
+
+
+def build_pair_trainer(descriptor_model: keras.Model) -> keras.Model:
+    """Training wrapper for hard_triplet_loss: shared descriptor on anchor and positive.
+
+    Shape: 2 x (B, P, P, 1) -> (B, 2, D).
+    """
+    return _shared_trainer(descriptor_model, ("anchor", "positive"), "pair_trainer")
+
+
+def _iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    """All layers of a model, descending into nested models."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _iter_layers(layer)
+
+
+def count_conv_layers(model: keras.Model) -> int:
+    """Number of convolution layers in a model, nested models included (shared ones once)."""
+    seen = {id(layer) for layer in _iter_layers(model) if isinstance(layer, _CONV_TYPES)}
+    return len(seen)
