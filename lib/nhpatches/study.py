@@ -108,14 +108,17 @@ class Study:
         if self.layout != "embedded" and self.profile.test_patches is None:
             return tasks.official_tasks(self.split, sizes, seed=42)
         clean_ref = {name: seq.clean[0] for name, seq in self.test_sequences.items() if seq.clean is not None}
+        # On a small test set, keep two thirds of the points for distractors (the official ratio is 1:2).
+        num_queries = min(self.profile.num_queries, sum(sizes.values()) // 3)
         return tasks.load_or_generate_tasks(
-            self._tasks_dir(sizes), self.split, sizes, seed=42, clean_ref=clean_ref or None,
-            num_pairs=self.profile.num_pairs, num_queries=self.profile.num_queries,
+            self._tasks_dir(sizes, num_queries), self.split, sizes, seed=42, clean_ref=clean_ref or None,
+            num_pairs=self.profile.num_pairs, num_queries=num_queries,
             num_distractors=self.profile.num_distractors)
 
-    def _tasks_dir(self, sizes: Mapping[str, int]) -> Path:
+    def _tasks_dir(self, sizes: Mapping[str, int], num_queries: int) -> Path:
         """Task files live next to the dataset, or under results/ if the dataset is read-only."""
-        sub = f"split-{self.split}_n{sum(sizes.values())}_p{self.profile.num_pairs}_q{self.profile.num_queries}"
+        sub = (f"split-{self.split}_n{sum(sizes.values())}_p{self.profile.num_pairs}_q{num_queries}"
+               f"_d{self.profile.num_distractors}")
         folder = self.data_dir / "tasks" / sub
         try:
             folder.mkdir(parents=True, exist_ok=True)
