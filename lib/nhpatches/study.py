@@ -273,7 +273,7 @@ class Study:
 
     def realism(self) -> pd.DataFrame:
         """Trivial-descriptor figures per level on the test sequences (clean patches)."""
-        return embedded.measure_realism(self.test_sequences)
+        return embedded.measure_realism(self.test_sequences).reset_index()
 
     def noise_summary(self) -> pd.DataFrame:
         """Noise std per level and the measured noisy/clean correlation and std ratio on the test patches."""
