@@ -60,16 +60,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: Bumped whenever the generator's output changes; part of the manifest match.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 #: Bundled scikit-image photos (file name, sequence stem), in build order.
 PHOTOS: tuple[tuple[str, str], ...] = (
     ("camera.png", "camera"), ("astronaut.png", "astronaut"), ("coffee.png", "coffee"),
     ("brick.png", "brick"), ("chelsea.png", "chelsea"), ("coins.png", "coins"),
-    ("grass.png", "grass"), ("gravel.png", "gravel"), ("moon.png", "moon"),
+    ("grass.png", "grass"), ("gravel.png", "gravel"),
     ("motorcycle_left.png", "motorcycle"), ("rocket.jpg", "rocket"), ("page.png", "page"),
-    ("text.png", "text"), ("cell.png", "cell"), ("clock_motion.png", "clockmotion"),
-    ("hubble_deep_field.jpg", "hubble"), ("ihc.png", "ihc"), ("retina.jpg", "retina"),
+    ("text.png", "text"), ("clock_motion.png", "clockmotion"),
+    ("hubble_deep_field.jpg", "hubble"), ("ihc.png", "ihc"),
 )
+#: Bundled photos left out: nearly flat at patch scale even after the contrast stretch (median
+#: pixel std of their keypoint patches 5-8 grey levels, against ~41 on real HPatches), so their
+#: noisy patches would be noise alone at every level.
+FLAT_PHOTOS: tuple[str, ...] = ("moon.png", "cell.png", "retina.jpg")
 #: File names of the bundled photos in build order (``images=DEFAULT_IMAGES[:k]`` = ``images=k``).
 DEFAULT_IMAGES: tuple[str, ...] = tuple(file_name for file_name, _ in PHOTOS)
 #: Jitter per level: (max rotation deg, min per-axis scale, max per-axis scale, max translation).
@@ -118,7 +122,7 @@ def photo_path(file_name: str) -> Path:
 
 
 def load_photo(file_name: str, max_side: int = MAX_SIDE) -> np.ndarray:
-    """A bundled photo as grayscale float32 0..255, downscaled (antialiased) to max_side.
+    """A bundled photo as grayscale float32 0..255, downscaled (antialiased) to max_side, contrast-stretched.
 
     Shape: -> (H, W) float32
     """
@@ -128,7 +132,19 @@ def load_photo(file_name: str, max_side: int = MAX_SIDE) -> np.ndarray:
         if scale < 1:
             size = (round(gray.size[0] * scale), round(gray.size[1] * scale))
             gray = gray.resize(size, Image.Resampling.LANCZOS)
-        return np.asarray(gray, dtype=np.float32)
+        return stretch_contrast(np.asarray(gray, dtype=np.float32))
+
+
+def stretch_contrast(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Map the [low, high] percentiles to [0, 255] (clipped), as a camera's auto-exposure would.
+
+    Several bundled photos (microscopy, astronomy) span a few grey levels only; stretched,
+    their patches get a pixel std closer to real HPatches patches (median ~41 at 32 px),
+    so the noise levels mean the same thing on them as on HPatches.
+    Shape: (H, W) -> (H, W) float32
+    """
+    lo, hi = np.percentile(image, [low, high])
+    return np.clip((image - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.float32)
 
 
 def viewpoint_reference(photo: np.ndarray) -> np.ndarray:

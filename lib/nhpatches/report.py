@@ -101,14 +101,29 @@ def pipeline_label(denoiser: str, descriptor: str) -> str:
     return f"{denoiser} + {descriptor}"
 
 
+def task_files_label(provenance: Mapping) -> str:
+    """One line saying which task files produced a number: source, seeds and counts."""
+    counts, source = provenance.get("counts", {}), str(provenance.get("source", "unknown task files"))
+    if source.startswith("official"):
+        origin = f"official retrieval lists, verification recipe V seed {provenance.get('verification_seed')}"
+    elif source.startswith("generated"):
+        origin = (f"generated, recipe V seed {provenance.get('verification_seed')}, "
+                  f"recipe R seed {provenance.get('retrieval_seed')}")
+    else:
+        origin = f"{source} at {provenance.get('path', '?')}"
+    return (f"{origin}; {counts.get('pos', '?')} pairs, {counts.get('queries', '?')} queries, "
+            f"{counts.get('distractors', '?')} distractors")
+
+
 def table_mean_map(results: Sequence[Mapping]) -> pd.DataFrame:
-    """Task mAPs of several evaluated pipelines: one row each, with the task-file provenance."""
+    """Task mAPs of several evaluated pipelines: one row each, with the task files used."""
     rows = []
     for result in results:
         pipeline, summary = result["pipeline"], result["summary"]
         rows.append({"denoiser": pipeline["denoiser"], "descriptor": pipeline["descriptor"],
                      "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
-                     "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"]})
+                     "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"],
+                     "task_files": task_files_label(result.get("tasks", {}))})
     return pd.DataFrame(rows)
 
 
@@ -116,7 +131,8 @@ def table2(results: Sequence[Mapping]) -> pd.DataFrame:
     """Table 2: measured task mAPs beside the report's numbers for the same pipelines."""
     measured = table_mean_map(results)
     report = REPORT_TABLE2.rename(columns={t: f"report {t}" for t in config.TASKS})
-    return measured.merge(report, on=["denoiser", "descriptor"], how="left")
+    merged = measured.merge(report, on=["denoiser", "descriptor"], how="left")
+    return merged[[c for c in merged.columns if c != "task_files"] + ["task_files"]]
 
 
 def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
@@ -124,14 +140,16 @@ def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
     rows = []
     for result in results:
         tidy = evaluation.results_to_frame(result)
-        row = {"pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"])}
+        row = {"pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"]),
+               "task_files": task_files_label(result.get("tasks", {}))}
         for record in tidy.itertuples(index=False):
             if record.subset == "all" and record.noise_level != "all":
                 row[f"{record.task[:5]} {record.noise_level}"] = record.mAP
             elif record.subset != "all" and record.noise_level == "all":
                 row[f"{record.task[:5]} {record.subset}"] = record.mAP
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in frame.columns if c != "task_files"] + ["task_files"]]
 
 
 def plot_hpatches_bars(results: Sequence[Mapping]) -> Figure:

@@ -230,8 +230,7 @@ class Study:
 
     def evaluate_many(self, pipelines: tuple[tuple[str, str], ...] = TABLE2_PIPELINES) -> pd.DataFrame:
         """Summary mAPs of several pipelines, one row each."""
-        rows = [pipeline_row(self.evaluate(den, desc)) for den, desc in pipelines]
-        return pd.DataFrame(rows)
+        return report.table_mean_map([self.evaluate(den, desc) for den, desc in pipelines])
 
     # ----- views for the notebooks ----------------------------------------------------------
     def dataset_summary(self) -> pd.DataFrame:
@@ -307,14 +306,6 @@ def _row_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     a = first - first.mean(axis=1, keepdims=True)
     b = second - second.mean(axis=1, keepdims=True)
     return (a * b).sum(axis=1) / np.maximum(np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1)), 1e-12)
-
-
-def pipeline_row(results: Mapping) -> dict:
-    """One table row from an evaluation result: pipeline names and the three task mAPs."""
-    summary = results["summary"]
-    return {"denoiser": results["pipeline"]["denoiser"], "descriptor": results["pipeline"]["descriptor"],
-            "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
-            "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"]}
 
 
 def _lookup(registry: Mapping[str, object], name: str, kind: str) -> object:

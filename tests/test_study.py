@@ -1,0 +1,88 @@
+"""The study orchestration: data errors, scene hold-out, pixel conventions and run caching."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from nhpatches import study as study_module
+from nhpatches import training
+from nhpatches.study import Study, denoise_patches, describe_patches, hold_out_scenes
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Results, data and figures under tmp_path."""
+    for name in ("RESULTS", "DATA", "FIGURES"):
+        monkeypatch.setenv(f"NHPATCHES_{name}", str(tmp_path / name.lower()))
+    return tmp_path
+
+
+def test_open_missing_data_dir_names_the_path(tmp_path) -> None:
+    """A data_dir that does not exist fails at once, naming it."""
+    missing = tmp_path / "no-such-hpatches"
+    with pytest.raises(FileNotFoundError, match="no-such-hpatches"):
+        Study.open("smoke", data_dir=missing)
+
+
+def test_hold_out_keeps_scenes_together() -> None:
+    """i_x and v_x land on the same side; at least one scene is held out."""
+    names = [f"{kind}_{scene}" for scene in "abcdefgh" for kind in "iv"]
+    train, validation = hold_out_scenes({name: None for name in names})
+    assert validation and train
+    assert {n[2:] for n in train}.isdisjoint({n[2:] for n in validation})
+    assert all(f"i_{n[2:]}" in validation and f"v_{n[2:]}" in validation for n in validation)
+    with pytest.raises(ValueError, match="two scenes"):
+        hold_out_scenes({"i_a": None, "v_a": None})
+
+
+def test_denoised_patches_are_clipped_and_truncated() -> None:
+    """Denoiser output is clipped to [0, 255] and truncated (not rounded) to uint8."""
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(scale=2.0, offset=-10.7)])
+    patches = np.array([[0, 10, 100, 200]] * 4, np.uint8).reshape(1, 1, 4, 4)
+    out = denoise_patches(model, patches, batch_size=8)
+    assert out.dtype == np.uint8 and out.shape == patches.shape
+    np.testing.assert_array_equal(out[0, 0, 0], [0, 9, 189, 255])
+
+
+def test_describe_patches_keeps_the_image_and_point_axes() -> None:
+    """(16, N, P, P) patches give (16, N, D) descriptors in the same order."""
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+    patches = np.arange(16 * 3 * 16, dtype=np.uint8).reshape(16, 3, 4, 4)
+    out = describe_patches(model, patches, batch_size=5)
+    assert out.shape == (16, 3, 16)
+    np.testing.assert_array_equal(out[7, 2], patches[7, 2].ravel())
+
+
+def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
+    """A second study on the same settings loads models and results instead of recomputing."""
+    overrides = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_descriptor=1)
+    first = Study.open("smoke", **overrides)
+    unet = first.denoiser("unet")
+    results = first.evaluate("unet", "baseline")
+    assert set(results["summary"]) >= {"verification_mAP", "matching_mAP", "retrieval_mAP"}
+    assert 0.0 <= results["summary"]["matching_mAP"] <= 1.0
+    denoised = first.test_patches("unet")
+    assert all(a.dtype == np.uint8 and a.shape == first.test_sequences[n].noisy.shape for n, a in denoised.items())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached run was recomputed")
+
+    monkeypatch.setattr(training, "train_denoiser", refuse)
+    monkeypatch.setattr(training, "train_descriptor", refuse)
+    monkeypatch.setattr(study_module, "describe_patches", refuse)
+    second = Study.open("smoke", **overrides)
+    assert second.denoiser("unet").metrics == unet.metrics
+    assert second.evaluate("unet", "baseline") == results
+    with pytest.raises(AssertionError, match="recomputed"):
+        Study.open("smoke", **{**overrides, "epochs_unet": 2}).denoiser("unet")
+
+
+def test_unknown_model_names_are_listed() -> None:
+    """Asking for an unknown model names the known ones."""
+    fake = Study.__new__(Study)
+    with pytest.raises(ValueError, match="baseline"):
+        fake.descriptor("nonexistent")
