@@ -86,3 +86,25 @@ def test_unknown_model_names_are_listed() -> None:
     fake = Study.__new__(Study)
     with pytest.raises(ValueError, match="baseline"):
         fake.descriptor("nonexistent")
+
+
+def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
+    """A genuine hpatches-release style folder (65 px strips, no noise files) goes through the pipeline."""
+    import json
+    import shutil
+
+    root = isolated / "hpatches-release"
+    names = ("v_wormhole", "i_wormholea", "v_wormholeb", "i_wormholec")
+    for name in names:
+        shutil.copytree(fixtures_dir / "hpatches-sample" / "v_wormhole", root / name,
+                        ignore=shutil.ignore_patterns("*.csv"))
+    splits = {"a": {"name": "a", "test": list(names[:2]), "train": list(names[2:])}}
+    (root / "splits.json").write_text(json.dumps(splits))
+    study = Study.open("smoke", data_dir=root, steps_per_epoch=1, validation_steps=1, epochs_descriptor=1)
+    assert study.layout == "release"
+    seq = study.test_sequences["v_wormhole"]
+    assert seq.clean.shape == (16, 16, 32, 32) and seq.noisy.shape == seq.clean.shape
+    assert not (seq.noisy == seq.clean).all()  # noise synthesised for the release layout
+    results = study.evaluate("clean", "baseline")
+    assert results["pipeline"]["layout"] == "release"
+    assert results["tasks"]["source"].startswith("generated")  # capped test set: official lists do not apply
