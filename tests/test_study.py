@@ -108,3 +108,17 @@ def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
     results = study.evaluate("clean", "baseline")
     assert results["pipeline"]["layout"] == "release"
     assert results["tasks"]["source"].startswith("generated")  # capped test set: official lists do not apply
+
+
+def test_denoising_quality_by_hand() -> None:
+    """A constant error of 10 grey levels gives MAE 10 and PSNR 10 log10(255^2 / 100) at every level."""
+    from nhpatches.study import denoising_quality
+
+    clean = {"i_a": np.zeros((16, 2, 4, 4), np.uint8)}
+    noisy = {"i_a": np.full((16, 2, 4, 4), 10, np.uint8)}
+    denoised = {"i_a": clean["i_a"].copy()}
+    denoised["i_a"][11:] = 5  # tough images only partly cleaned
+    table = denoising_quality(clean, noisy, denoised).set_index(["noise_level", "input"])
+    assert table.loc[("hard", "noisy"), "mae"] == 10
+    assert table.loc[("hard", "noisy"), "psnr_db"] == pytest.approx(10 * np.log10(255**2 / 100))
+    assert table.loc[("easy", "denoised"), "mae"] == 0 and table.loc[("tough", "denoised"), "mae"] == 5

@@ -74,6 +74,7 @@ class Profile:
     batch_size: int  # triplets (or pairs) per descriptor batch
     denoiser_batch_size: int  # patches per U-Net batch
     dncnn_batch_size: int  # patches per DnCNN batch
+    quality_points: int | None = None  # test points per sequence for denoising MAE/PSNR (None = all)
     predict_batch_size: int = 256
 
 
@@ -84,15 +85,15 @@ PROFILES: dict[str, Profile] = {
         num_pairs=2_000, num_queries=100, num_distractors=300,
         steps_per_epoch=2, validation_steps=1,
         epochs_unet=2, epochs_dncnn=2, epochs_descriptor=2,
-        batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8,
+        batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8, quality_points=4,
     ),
     "cpu": Profile(
         name="cpu", embedded_images=None, embedded_patches=256,
         train_patches=128, test_patches=64,
         num_pairs=100_000, num_queries=2_000, num_distractors=5_000,
         steps_per_epoch=50, validation_steps=5,
-        epochs_unet=6, epochs_dncnn=6, epochs_descriptor=5,
-        batch_size=64, denoiser_batch_size=64, dncnn_batch_size=16,
+        epochs_unet=6, epochs_dncnn=5, epochs_descriptor=5,
+        batch_size=64, denoiser_batch_size=64, dncnn_batch_size=16, quality_points=8,
     ),
     "gpu": Profile(
         name="gpu", embedded_images=None, embedded_patches=1024,

@@ -184,7 +184,7 @@ class Study:
         return self._run(f"denoiser_{denoiser}", spec, epochs).key
 
     def _denoise_test(self, denoiser: str, run: RunDir) -> dict:
-        """Denoise every test patch, store them, return quality figures per noise level."""
+        """Denoise every test patch and store them; return the timing."""
         model = self.denoiser(denoiser).model
         start = time.perf_counter()
         outputs = {name: denoise_patches(model, seq.noisy, self.profile.predict_batch_size)
@@ -193,15 +193,30 @@ class Study:
         with atomic_path(run.file("patches.npz")) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **outputs)
-        quality = denoising_quality(self.test_sequences, outputs)
         count = sum(array.shape[0] * array.shape[1] for array in outputs.values())
-        return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds,
-                "quality": quality.to_dict(orient="records")}
+        return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds}
 
     def denoising_quality(self, denoiser: str) -> pd.DataFrame:
-        """MAE and PSNR of a denoiser's test output against the clean patches, per noise level."""
-        self.test_patches(denoiser)
-        return pd.DataFrame(self._denoised_run(denoiser).metrics()["quality"])
+        """MAE and PSNR against the clean patches, per noise level, on the first profile.quality_points
+        points of every test sequence (all 16 images), for the noisy input and the denoiser's output."""
+        points = self.profile.quality_points
+        run = RunDir(self.results_root, "denoising_quality", {
+            "denoiser": denoiser, "model": self.denoiser_run_key(denoiser), "quality_points": points,
+            "test_patches": self.profile.test_patches, "split": self.split, "data": self.fingerprint,
+            "noise_seed": self.seed})
+        metrics = load_or_compute(run, lambda r: self._quality(denoiser, points))
+        return pd.DataFrame(metrics["quality"])
+
+    def _quality(self, denoiser: str, points: int | None) -> dict:
+        """Denoise the quality subset and measure it."""
+        model = self.denoiser(denoiser).model
+        cut = slice(None, points)
+        clean = {name: seq.clean[:, cut] for name, seq in self.test_sequences.items()}
+        noisy = {name: seq.noisy[:, cut] for name, seq in self.test_sequences.items()}
+        denoised = {name: denoise_patches(model, array, self.profile.predict_batch_size)
+                    for name, array in noisy.items()}
+        count = sum(array.shape[0] * array.shape[1] for array in clean.values())
+        return {"patches": count, "quality": denoising_quality(clean, noisy, denoised).to_dict(orient="records")}
 
     def evaluate(self, denoiser: str, descriptor: str) -> dict:
         """HPatches verification / matching / retrieval of one pipeline (cached)."""
@@ -356,16 +371,19 @@ def describe_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -
     return np.asarray(output, np.float32).reshape(*patches.shape[:2], -1)
 
 
-def denoising_quality(sequences: Mapping[str, data.Sequence], outputs: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """MAE and PSNR (0..255) of noisy and denoised patches against clean, per noise level."""
+def denoising_quality(clean: Mapping[str, np.ndarray], noisy: Mapping[str, np.ndarray],
+                      denoised: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """MAE and PSNR (0..255) of noisy and denoised patches against clean, per noise level.
+
+    Shape: each mapping sequence -> (16, N, P, P) uint8
+    """
     rows = []
     for level, images in config.LEVEL_IMAGES.items():
         images = list(images)
-        clean = np.concatenate([seq.clean[images].ravel() for seq in sequences.values()]).astype(np.float64)
-        noisy = np.concatenate([seq.noisy[images].ravel() for seq in sequences.values()]).astype(np.float64)
-        denoised = np.concatenate([outputs[name][images].ravel() for name in sequences]).astype(np.float64)
-        for kind, values in (("noisy", noisy), ("denoised", denoised)):
-            mse = float(np.mean((values - clean) ** 2))
-            rows.append({"noise_level": level, "input": kind, "mae": float(np.mean(np.abs(values - clean))),
+        reference = np.concatenate([clean[name][images].ravel() for name in clean]).astype(np.float64)
+        for kind, source in (("noisy", noisy), ("denoised", denoised)):
+            values = np.concatenate([source[name][images].ravel() for name in clean]).astype(np.float64)
+            mse = float(np.mean((values - reference) ** 2))
+            rows.append({"noise_level": level, "input": kind, "mae": float(np.mean(np.abs(values - reference))),
                          "psnr_db": 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))})
     return pd.DataFrame(rows)
