@@ -1,10 +1,14 @@
-"""Training throughput of every model, and the cost of the input pipeline beside it.
+"""Training throughput of every model, the input pipeline's share, and one evaluation's time.
 
 For each model this times a few epochs of ``fit`` on synthetic patches (after one
 warm-up epoch that compiles the graph) and, separately, drawing the same batches
 with no model at all. It prints patches fed per second (anchor, positive and
 negative all count) and the share of a step the input pipeline would take: it must
 stay a small fraction so training runs at the compute bound.
+
+It ends with the time of one pipeline evaluation (all three HPatches tasks) at the
+profile's test-set scale, on random descriptors; `bench_evaluation.py` covers the full
+split-a scale against a reference-style loop.
 
     python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard]
 """
@@ -17,7 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from nhpatches import config, training
+from nhpatches import config, evaluation, tasks, training
 from nhpatches.batches import DenoisingBatches, PatchBank, TripletBatches, bank_from_sequences
 
 MODELS = {
@@ -57,6 +61,22 @@ def time_pipeline(batches, epochs: int) -> float:
     return time.perf_counter() - start
 
 
+def time_evaluation(profile: config.Profile, num_sequences: int = 14, seed: int = 0) -> tuple[float, dict]:
+    """Seconds to evaluate random 128-d descriptors at the profile's test scale, and the task counts."""
+    rng = np.random.default_rng(seed)
+    points = profile.test_patches or 1500
+    sizes = {f"{'iv'[i % 2]}_scene{i}": points for i in range(num_sequences)}
+    taskset = tasks.generate_tasks(sizes, "a", seed, profile.num_pairs,
+                                   min(profile.num_queries, num_sequences * points // 3), profile.num_distractors)
+    descriptors = {}
+    for name, count in sizes.items():
+        base = rng.standard_normal((1, count, 128)).astype(np.float32)
+        descriptors[name] = base + 0.7 * rng.standard_normal((16, count, 128)).astype(np.float32)
+    start = time.perf_counter()
+    evaluation.evaluate(descriptors, taskset, progress=False)
+    return time.perf_counter() - start, taskset.provenance["counts"]
+
+
 def main() -> None:
     """Print one line per model."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,6 +99,8 @@ def main() -> None:
         fed = steps * batches.batch_size * per_item
         print(f"{name:<10}{batches.batch_size:>7}{fed / seconds:>12.0f}{1000 * seconds / steps:>10.1f}"
               f"{1000 * pipeline / steps:>13.2f}{pipeline / seconds:>15.1%}")
+    seconds, counts = time_evaluation(profile)
+    print(f"evaluation of one pipeline at {args.profile} scale ({counts}): {seconds:.2f} s")
 
 
 if __name__ == "__main__":
