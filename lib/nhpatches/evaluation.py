@@ -23,9 +23,12 @@ sequence of the other kind); for retrieval it is the mean over the queries of th
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -44,7 +47,7 @@ NUM_TARGETS = 5
 _TINY = 1e-10
 _ROW_BLOCK = 256
 _PAIR_BLOCK = 2048
-_NUM_THREADS = 2
+_NUM_THREADS = max(1, min(8, os.cpu_count() or 1))  # numpy releases the GIL in the distance kernels
 _SCORE_BLOCK = 1 << 22
 _F32_UNIT = float(np.finfo(np.float32).eps) / 2
 
@@ -391,8 +394,6 @@ def _parallel_distances(
     table: np.ndarray, left: np.ndarray, rights: Sequence[np.ndarray], metric: str, outs: Sequence[np.ndarray]
 ) -> None:
     """_distances_by_keys split over _NUM_THREADS contiguous row ranges (numpy releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     edges = np.linspace(0, len(left), _NUM_THREADS + 1).astype(int)
     parts = [slice(edges[i], edges[i + 1]) for i in range(_NUM_THREADS)]
     with ThreadPoolExecutor(_NUM_THREADS) as pool:
@@ -435,8 +436,6 @@ def _verification_noise(lists: Mapping[str, np.ndarray]) -> tuple[dict[str, floa
 
 def _verification_tables(subsets: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> dict[str, dict[str, Any]]:
     """Imbalanced AP, balanced AUC and mAP per subset, from {subset: {noise: {pos/intra/inter: d}}}."""
-    from concurrent.futures import ThreadPoolExecutor
-
     jobs = [(subset, noise, lists) for subset, v in subsets.items() for noise, lists in v.items()]
     with ThreadPoolExecutor(_NUM_THREADS) as pool:
         done = list(pool.map(lambda job: _verification_noise(job[2]), jobs))
