@@ -89,7 +89,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu", embedded_images=None, embedded_patches=256,
-        train_patches=128, test_patches=64,
+        train_patches=128, test_patches=48,
         num_pairs=100_000, num_queries=2_000, num_distractors=5_000,
         steps_per_epoch=50, validation_steps=5,
         epochs_unet=6, epochs_dncnn=5, epochs_descriptor=5,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -89,6 +90,7 @@ def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss"
             ax.plot(history["epoch"], history[f"val_{metric}"], color=color, ls="--", marker="s",
                     label=f"{label} validation")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.legend(fontsize=8)
