@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--data-dir", default=None, help="hpatches-release or N-HPatches folder (default: embedded)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train every model for this many epochs (default: the profile's counts)")
     parser.add_argument("--split", default="a")
     parser.add_argument("--force-retrain", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 07")
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / args.profile
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": args.profile, "data_dir": args.data_dir, "seed": args.seed, "split": args.split,
-                  "force_retrain": args.force_retrain}
+                  "force_retrain": args.force_retrain, "epochs": args.epochs}
     total = time.perf_counter()
     for notebook in notebooks:
         start = time.perf_counter()

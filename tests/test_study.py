@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from nhpatches import config
 from nhpatches import study as study_module
 from nhpatches import training
 from nhpatches.study import Study, denoise_patches, describe_patches, hold_out_scenes
@@ -26,6 +27,18 @@ def test_open_missing_data_dir_names_the_path(tmp_path) -> None:
     missing = tmp_path / "no-such-hpatches"
     with pytest.raises(FileNotFoundError, match="no-such-hpatches"):
         Study.open("smoke", data_dir=missing)
+
+
+def test_open_epochs_replaces_every_epoch_count(tmp_path, monkeypatch) -> None:
+    """The notebooks' ``epochs`` parameter sets all three epoch counts; a bad value is refused."""
+    monkeypatch.setattr(study_module, "embedded_dataset_dir", lambda settings: tmp_path)
+    profile = Study.open("smoke", epochs=3).profile
+    assert (profile.epochs_unet, profile.epochs_dncnn, profile.epochs_descriptor) == (3, 3, 3)
+    assert Study.open("smoke", epochs=3, epochs_dncnn=1).profile.epochs_dncnn == 1
+    assert Study.open("smoke").profile.epochs_unet == config.get_profile("smoke").epochs_unet
+    for bad in (0, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="epochs must be a positive integer"):
+            Study.open("smoke", epochs=bad)
 
 
 def test_hold_out_keeps_scenes_together() -> None:

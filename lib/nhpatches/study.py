@@ -62,8 +62,18 @@ class Study:
 
     @classmethod
     def open(cls, profile: str = "cpu", data_dir: str | Path | None = None, seed: int = 0, split: str = "a",
-             force_retrain: bool = False, **overrides) -> "Study":
-        """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once)."""
+             force_retrain: bool = False, epochs: int | None = None, **overrides) -> "Study":
+        """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once).
+
+        ``epochs`` (when given) replaces the profile's epoch counts of every model (U-Net, DnCNN,
+        descriptors); other keyword arguments replace single :class:`~nhpatches.config.Profile`
+        fields. Either way the changed settings are part of the cache keys.
+        """
+        if epochs is not None:
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                raise ValueError(f"epochs must be a positive integer or None, got {epochs!r}")
+            overrides = {"epochs_unet": epochs, "epochs_dncnn": epochs, "epochs_descriptor": epochs,
+                         **overrides}
         settings = config.get_profile(profile, **overrides)
         if data_dir is None:
             data_dir = embedded_dataset_dir(settings)
