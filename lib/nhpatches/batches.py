@@ -28,6 +28,7 @@ class PatchBank:
     noisy: np.ndarray | None
     sequence_ids: np.ndarray
     sequence_names: tuple[str, ...]
+    denoised: np.ndarray | None = None  # a denoiser's output for ``noisy`` (see with_denoised)
 
     @property
     def num_points(self) -> int:
@@ -49,12 +50,36 @@ def bank_from_sequences(sequences: Mapping[str, object]) -> PatchBank:
     return PatchBank(np.concatenate(clean), noisy, ids, names)
 
 
+def cap_points(bank: PatchBank, per_sequence: int | None) -> PatchBank:
+    """The bank restricted to the first ``per_sequence`` points of every sequence (None: unchanged)."""
+    if per_sequence is None:
+        return bank
+    keep = np.concatenate([np.flatnonzero(bank.sequence_ids == i)[:per_sequence]
+                           for i in range(len(bank.sequence_names))])
+    pick = (lambda a: None if a is None else a[keep])
+    return PatchBank(bank.clean[keep], pick(bank.noisy), bank.sequence_ids[keep], bank.sequence_names,
+                     pick(bank.denoised))
+
+
+def with_denoised(bank: PatchBank, denoised: np.ndarray) -> PatchBank:
+    """The bank with a denoiser's output of its noisy patches attached as ``denoised``."""
+    if denoised.shape != bank.clean.shape or denoised.dtype != np.uint8:
+        raise ValueError(f"denoised patches must be uint8 of shape {bank.clean.shape}, "
+                         f"got {denoised.dtype} {denoised.shape}")
+    return dataclasses.replace(bank, denoised=denoised)
+
+
 def as_model_input(patches: np.ndarray) -> np.ndarray:
     """uint8 patches to the models' float32 0..255 input with a channel axis.
 
     Shape: (B, P, P) -> (B, P, P, 1)
     """
     return patches.astype(np.float32)[..., None]
+
+
+#: Flip augmentations of the descriptor batches: none, a random flip per pair, or every patch
+#: turned by 180 degrees (the report's "flipped patches" / "rotation of 180 degrees", R §4.3, §5).
+FLIP_MODES: tuple[str, ...] = ("none", "random", "rot180")
 
 
 def flip_patches(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -97,16 +122,25 @@ class _EpochBatches(keras.utils.PyDataset):
 class DenoisingBatches(_EpochBatches):
     """(noisy, clean) batches of random (point, image) patches for a denoiser.
 
+    With ``steps=None`` an epoch is one shuffled pass over every (point, image) patch of the bank,
+    as the coursework's DenoiseHPatches; otherwise ``steps`` batches of random patches.
     Shape: each item ((B, P, P, 1), (B, P, P, 1)) float32 in 0..255.
     """
 
-    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, frozen: bool = False) -> None:
+    def __init__(self, bank: PatchBank, batch_size: int, steps: int | None, seed: int = 0,
+                 frozen: bool = False) -> None:
         if bank.noisy is None:
             raise ValueError("denoiser training needs noisy patches; the bank has none")
+        self.full_pass = steps is None
+        if self.full_pass:
+            steps = bank.num_points * len(IMAGE_TYPES) // batch_size
         super().__init__(bank, batch_size, steps, seed, frozen)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         total = self.steps * self.batch_size
+        if self.full_pass:
+            order = rng.permutation(self.bank.num_points * len(IMAGE_TYPES))[:total]
+            return {"point": order // len(IMAGE_TYPES), "image": order % len(IMAGE_TYPES)}
         return {"point": rng.integers(0, self.bank.num_points, total),
                 "image": rng.integers(0, len(IMAGE_TYPES), total)}
 
@@ -120,25 +154,34 @@ class TripletBatches(_EpochBatches):
     """Descriptor batches with B distinct 3-D points per batch (unique classes).
 
     mode "triplet": inputs (anchor, positive, negative); mode "pair": (anchor, positive),
-    the in-batch negatives being the other points (hard triplet loss).
+    the in-batch negatives being the other points (HardNet's loss).
     Anchor and positive are the same point in two different images of its sequence;
-    the negative is another point in a random image. With ``flip`` the anchor and
-    positive share one random flip (a flipped point is still a matching pair) and the
-    negative gets its own. Patches come from ``source`` ("clean" or "noisy").
+    the negative is another point in a random image. ``flip`` is one of FLIP_MODES: with
+    "random" the anchor and positive share one random flip (a flipped point is still a matching
+    pair) and the negative gets its own; with "rot180" every patch is turned by 180 degrees.
+    Patches come from ``source``: "clean", "noisy" or "denoised" (see with_denoised).
     Shape: inputs each (B, P, P, 1) float32 0..255; targets (B,) zeros (unused by the losses).
     """
 
     def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, mode: str = "triplet",
-                 flip: bool = False, source: str = "clean", frozen: bool = False) -> None:
+                 flip: str = "none", source: str = "clean", frozen: bool = False) -> None:
         if mode not in ("triplet", "pair"):
             raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
-        if source not in ("clean", "noisy") or getattr(bank, source) is None:
-            raise ValueError(f"source must be 'clean' or 'noisy' and present in the bank, got {source!r}")
+        if flip not in FLIP_MODES:
+            raise ValueError(f"flip must be one of {FLIP_MODES}, got {flip!r}")
+        if source not in ("clean", "noisy", "denoised") or getattr(bank, source) is None:
+            raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, got {source!r}")
         if bank.num_points < batch_size:
             raise ValueError(f"batch_size {batch_size} exceeds the {bank.num_points} training points: "
                              "a batch needs distinct points")
         self.mode, self.flip, self.source = mode, flip, source
         super().__init__(bank, batch_size, steps, seed, frozen)
+
+    def _flip_codes(self, rng: np.random.Generator, total: int) -> np.ndarray:
+        """Flip code per patch: random 0..3, all 3 (180 degrees) or all 0."""
+        if self.flip == "random":
+            return rng.integers(0, 4, total)
+        return np.full(total, 3 if self.flip == "rot180" else 0, np.int64)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         num_points, size, steps = self.bank.num_points, self.batch_size, self.steps
@@ -149,8 +192,7 @@ class TripletBatches(_EpochBatches):
         negative = (points + rng.integers(1, num_points, total)) % num_points
         return {"point": points, "first": first, "second": second, "negative": negative,
                 "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
-                "flip": rng.integers(0, 4, total) if self.flip else np.zeros(total, np.int64),
-                "negative_flip": rng.integers(0, 4, total) if self.flip else np.zeros(total, np.int64)}
+                "flip": self._flip_codes(rng, total), "negative_flip": self._flip_codes(rng, total)}
 
     def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         plan = {name: values[index * self.batch_size:(index + 1) * self.batch_size] for name, values in self._plan.items()}

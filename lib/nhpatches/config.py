@@ -52,7 +52,12 @@ def resource_path(*parts: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """Sizes of one run of the series: data, task files, training schedule."""
+    """Sizes of one run of the series: data, task files, training schedule.
+
+    ``gpu`` is the report's schedule (R Table 1) with the coursework's batch of 50 and 100,000
+    training triplets per epoch; ``cpu`` keeps every architecture, loss, optimiser and data path
+    and only scales steps, epochs and data down; ``smoke`` is the smallest run that exercises all.
+    """
 
     name: str
     # embedded dataset build (ignored when data_dir points at real data)
@@ -65,8 +70,8 @@ class Profile:
     num_pairs: int
     num_queries: int
     num_distractors: int
-    # training schedule
-    steps_per_epoch: int
+    # denoiser schedule: steps per epoch (None = one shuffled pass over every training patch)
+    steps_per_epoch: int | None
     validation_steps: int
     epochs_unet: int
     epochs_dncnn: int
@@ -76,6 +81,12 @@ class Profile:
     dncnn_batch_size: int  # patches per DnCNN batch
     quality_points: int | None = None  # test points per sequence for denoising MAE/PSNR (None = all)
     predict_batch_size: int = 256
+    # descriptor schedule: batches per epoch (the coursework: 100,000 / 50 training, 10,000 / 50 validation)
+    descriptor_steps_per_epoch: int = 2000
+    descriptor_validation_steps: int = 200
+    epochs_retrain: int = 13  # fine-tuning epochs of the "retrained" descriptors (R Table 1)
+    dncnn_keep_epoch: int | None = 5  # DnCNN epoch whose weights are kept (R §3.1); None = the last
+    descriptor_train_patches: int | None = None  # points per training sequence the descriptors see (None = all)
 
 
 PROFILES: dict[str, Profile] = {
@@ -86,23 +97,29 @@ PROFILES: dict[str, Profile] = {
         steps_per_epoch=2, validation_steps=1,
         epochs_unet=2, epochs_dncnn=2, epochs_descriptor=2,
         batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8, quality_points=4,
+        descriptor_steps_per_epoch=2, descriptor_validation_steps=1, epochs_retrain=1,
+        dncnn_keep_epoch=1, descriptor_train_patches=16,
     ),
     "cpu": Profile(
         name="cpu", embedded_images=None, embedded_patches=256,
         train_patches=128, test_patches=48,
         num_pairs=100_000, num_queries=2_000, num_distractors=5_000,
         steps_per_epoch=50, validation_steps=5,
-        epochs_unet=6, epochs_dncnn=5, epochs_descriptor=5,
-        batch_size=64, denoiser_batch_size=64, dncnn_batch_size=16, quality_points=8,
+        epochs_unet=6, epochs_dncnn=4, epochs_descriptor=5,
+        batch_size=50, denoiser_batch_size=50, dncnn_batch_size=16, quality_points=8,
+        descriptor_steps_per_epoch=30, descriptor_validation_steps=5, epochs_retrain=2,
+        dncnn_keep_epoch=3, descriptor_train_patches=32,
     ),
     "gpu": Profile(
         name="gpu", embedded_images=None, embedded_patches=1024,
         train_patches=None, test_patches=None,
         num_pairs=1_000_000, num_queries=10_000, num_distractors=20_000,
-        steps_per_epoch=500, validation_steps=50,
-        epochs_unet=20, epochs_dncnn=30, epochs_descriptor=40,
-        batch_size=512, denoiser_batch_size=128, dncnn_batch_size=128,
+        steps_per_epoch=None, validation_steps=200,
+        epochs_unet=40, epochs_dncnn=6, epochs_descriptor=40,
+        batch_size=50, denoiser_batch_size=50, dncnn_batch_size=50,
         predict_batch_size=2048,
+        descriptor_steps_per_epoch=2000, descriptor_validation_steps=200, epochs_retrain=13,
+        dncnn_keep_epoch=5, descriptor_train_patches=None,
     ),
 }
 

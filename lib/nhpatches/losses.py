@@ -1,11 +1,24 @@
 """Losses of the study, written with keras.ops only (TensorFlow, PyTorch and JAX backends).
 
-Denoisers: mean_absolute_error / mean_squared_error (the same values as Keras' "mae"/"mse").
-Descriptors: triplet_loss (Eq. 2, random triplets) and hard_triplet_loss (Eq. 4, HardNet's
-in-batch hardest negatives). The descriptor losses are keras.losses.Loss objects for
-``model.fit``: ``y_pred`` stacks the descriptors along axis 1 (see build_triplet_trainer and
-build_pair_trainer in nhpatches.models) and ``y_true`` is ignored (pass dummy zeros). Called
-directly they return the batch mean, a scalar; their ``call`` gives the per-sample losses (B,).
+Denoisers: mean_absolute_error / mean_squared_error (R Eq. 1 and Eq. 3; Keras' "mae"/"mse").
+Descriptors, the report's:
+
+- ``TripletLoss`` (R Eq. 2): max(d(a, p) - d(a, n) + margin, 0) on a (B, 3, D) triplet batch, with
+  the **squared** distance d. The coursework computes it as ``mean(square(a - p), axis=-1)``,
+  i.e. the squared Euclidean distance divided by D: ``distance="mean_squared"`` (the default).
+  ``"squared"`` is the plain ||a - p||^2 and ``"euclidean"`` the unsquared ||a - p||.
+- ``HardTripletLoss`` (R Eq. 4, Balntas et al. BMVC 2016): the same with d(a, n) replaced by
+  min(d(a, n), d(p, n)), the **in-triplet anchor swap**.
+
+and the field's stronger one, kept as an extension (notebook 08):
+
+- ``HardestNegativeLoss`` (HardNet, Mishchuk et al. 2017): for (B, 2, D) anchor-positive pairs of
+  distinct points, the hardest negative over the whole batch (with or without anchor swap).
+
+The descriptor losses are keras.losses.Loss objects for ``model.fit``: ``y_pred`` stacks the
+descriptors along axis 1 (see build_triplet_trainer and build_pair_trainer in nhpatches.models)
+and ``y_true`` is ignored (pass dummy zeros). Called directly they return the batch mean, a
+scalar; their ``call`` gives the per-sample losses (B,).
 """
 
 from __future__ import annotations
@@ -43,17 +56,37 @@ def _check_stacked(y_pred, count: int) -> None:
         raise ValueError(f"y_pred must have shape (B, {count}, D), got {shape}")
 
 
+#: Distances a triplet loss can use (see the module docstring).
+DISTANCES: tuple[str, ...] = ("mean_squared", "squared", "euclidean")
+
+
 def euclidean_distance(a, b):
     """Row-wise eps-stabilised Euclidean distance. Shape: (B, D) x 2 -> (B,)."""
     return ops.sqrt(ops.sum(ops.square(a - b), axis=-1) + DISTANCE_EPS)
 
 
-def triplet_distances(y_pred) -> tuple:
-    """(d(anchor, positive), d(anchor, negative)). Shape: (B, 3, D) -> ((B,), (B,))."""
+def pair_distance(a, b, distance: str = "mean_squared"):
+    """Row-wise distance of the named kind. Shape: (B, D) x 2 -> (B,).
+
+    "mean_squared": mean((a - b)^2) over D (the coursework's); "squared": sum((a - b)^2);
+    "euclidean": sqrt(sum((a - b)^2) + eps).
+    """
+    if distance == "mean_squared":
+        return ops.mean(ops.square(a - b), axis=-1)
+    if distance == "squared":
+        return ops.sum(ops.square(a - b), axis=-1)
+    if distance == "euclidean":
+        return euclidean_distance(a, b)
+    raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
+
+
+def triplet_distances(y_pred, distance: str = "euclidean") -> tuple:
+    """(d(a, p), d(a, n), d(p, n)) of a triplet batch. Shape: (B, 3, D) -> 3 x (B,)."""
     y_pred = ops.convert_to_tensor(y_pred)
     _check_stacked(y_pred, 3)
     anchor, positive, negative = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2]
-    return euclidean_distance(anchor, positive), euclidean_distance(anchor, negative)
+    return (pair_distance(anchor, positive, distance), pair_distance(anchor, negative, distance),
+            pair_distance(positive, negative, distance))
 
 
 def descriptor_distance_matrix(a, b):
@@ -88,36 +121,74 @@ def hardest_negative_distances(
     return ops.diagonal(dist), hardest
 
 
+def _check_margin_and_distance(margin: float, distance: str) -> None:
+    """Raise ValueError for a negative margin or an unknown distance."""
+    if float(margin) < 0.0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
+
+
 @keras.saving.register_keras_serializable(package="nhpatches")
 class TripletLoss(keras.losses.Loss):
-    """Eq. 2: max(0, margin + d(a, p) - d(a, n)) per triplet; y_pred (B, 3, D), y_true ignored."""
+    """R Eq. 2: max(d(a, p) - d(a, n) + margin, 0) per triplet; y_pred (B, 3, D), y_true ignored.
 
-    def __init__(self, margin: float = 1.0, name: str = "triplet_loss", **kwargs) -> None:
+    ``distance`` "mean_squared" (default) is the coursework's mean((a - p)^2) over the D dims.
+    """
+
+    def __init__(self, margin: float = 1.0, distance: str = "mean_squared", name: str = "triplet_loss",
+                 **kwargs) -> None:
         super().__init__(name=name, **kwargs)
-        if float(margin) < 0.0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
-        self.margin = float(margin)
+        _check_margin_and_distance(margin, distance)
+        self.margin, self.distance = float(margin), distance
 
     def call(self, y_true, y_pred):
         """Per-triplet hinge losses. Shape: (B, 3, D) -> (B,)."""
-        d_pos, d_neg = triplet_distances(y_pred)
-        return ops.relu(self.margin + d_pos - d_neg)
+        d_pos, d_neg, _ = triplet_distances(y_pred, self.distance)
+        return ops.relu(d_pos - d_neg + self.margin)
 
     def get_config(self) -> dict:
         """Config for saving."""
-        return {**super().get_config(), "margin": self.margin}
+        return {**super().get_config(), "margin": self.margin, "distance": self.distance}
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")
 class HardTripletLoss(keras.losses.Loss):
-    """Eq. 4 (HardNet): max(0, margin + d(a_i, p_i) - hardest in-batch negative); y_pred (B, 2, D)."""
+    """R Eq. 4 (Balntas et al. 2016): max(d(a, p) - min(d(a, n), d(p, n)) + margin, 0) per triplet.
+
+    The in-triplet anchor swap: the negative is compared with the anchor and with the positive,
+    and the closer of the two counts. y_pred (B, 3, D), y_true ignored.
+    """
+
+    def __init__(self, margin: float = 1.0, distance: str = "mean_squared", name: str = "hard_triplet_loss",
+                 **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        _check_margin_and_distance(margin, distance)
+        self.margin, self.distance = float(margin), distance
+
+    def call(self, y_true, y_pred):
+        """Per-triplet hinge losses against the harder of the two negative distances. (B, 3, D) -> (B,)."""
+        d_pos, d_an, d_pn = triplet_distances(y_pred, self.distance)
+        return ops.relu(d_pos - ops.minimum(d_an, d_pn) + self.margin)
+
+    def get_config(self) -> dict:
+        """Config for saving."""
+        return {**super().get_config(), "margin": self.margin, "distance": self.distance}
+
+
+@keras.saving.register_keras_serializable(package="nhpatches")
+class HardestNegativeLoss(keras.losses.Loss):
+    """Extension (HardNet): max(0, margin + d(a_i, p_i) - hardest in-batch negative); y_pred (B, 2, D).
+
+    Euclidean distances on (unit-norm) descriptors, as HardNet's loss_HardNet(batch_reduce="min").
+    """
 
     def __init__(
         self,
         margin: float = 1.0,
         anchor_swap: bool = True,
         duplicate_threshold: float = DUPLICATE_THRESHOLD,
-        name: str = "hard_triplet_loss",
+        name: str = "hardest_negative_loss",
         **kwargs,
     ) -> None:
         super().__init__(name=name, **kwargs)
@@ -143,14 +214,19 @@ class HardTripletLoss(keras.losses.Loss):
         return {**super().get_config(), **extra}
 
 
-def triplet_loss(margin: float = 1.0) -> TripletLoss:
-    """Keras loss of Eq. 2 for a triplet trainer's (B, 3, D) output; batch mean when called."""
-    return TripletLoss(margin=margin)
+def triplet_loss(margin: float = 1.0, distance: str = "mean_squared") -> TripletLoss:
+    """Keras loss of R Eq. 2 for a triplet trainer's (B, 3, D) output; batch mean when called."""
+    return TripletLoss(margin=margin, distance=distance)
 
 
-def hard_triplet_loss(
+def hard_triplet_loss(margin: float = 1.0, distance: str = "mean_squared") -> HardTripletLoss:
+    """Keras loss of R Eq. 4 (in-triplet anchor swap) for a triplet trainer's (B, 3, D) output."""
+    return HardTripletLoss(margin=margin, distance=distance)
+
+
+def hardest_negative_loss(
     margin: float = 1.0, anchor_swap: bool = True, duplicate_threshold: float = DUPLICATE_THRESHOLD
-) -> HardTripletLoss:
-    """Keras loss of Eq. 4 (HardNet, batch_reduce="min") for a pair trainer's (B, 2, D) output."""
-    return HardTripletLoss(margin=margin, anchor_swap=anchor_swap,
-                           duplicate_threshold=duplicate_threshold)
+) -> HardestNegativeLoss:
+    """Extension: HardNet's in-batch hardest-negative loss for a pair trainer's (B, 2, D) output."""
+    return HardestNegativeLoss(margin=margin, anchor_swap=anchor_swap,
+                               duplicate_threshold=duplicate_threshold)

@@ -1,7 +1,10 @@
 """Keras 3 Functional builders: U-Net and DnCNN denoisers, L2-Net descriptors, training wrappers.
 
-Every model takes (and the denoisers return) grayscale patches of shape (B, P, P, 1), float32
-pixel values in 0..255; any 0..1 scaling happens inside the model. Only ``keras.ops`` is used,
+The report's models (``build_unet``, ``build_dncnn``, ``build_l2net``) follow the report and, where
+it is silent, the coursework code (FIDELITY.md lists every choice); ``build_hardnet`` is the
+field's stronger descriptor, kept as a named extension. Every model takes (and the denoisers
+return) grayscale patches of shape (B, P, P, 1), float32 pixel values in 0..255; only DnCNN and
+HardNet rescale internally. Only ``keras.ops`` is used,
 so the models run on the TensorFlow, PyTorch and JAX backends alike.
 """
 
@@ -109,28 +112,27 @@ def _patch_input(patch_size: int, name: str = "patch") -> keras.KerasTensor:
     return keras.Input(shape=(patch_size, patch_size, 1), dtype="float32", name=name)
 
 
-def build_unet(patch_size: int = 32, name: str = "unet_baseline") -> keras.Model:
-    """The coursework's shallow U-Net denoiser (trained with MAE); 0..1 scaling happens inside.
+def build_unet(patch_size: int = 32, name: str = "unet") -> keras.Model:
+    """The report's shallow U-Net denoiser (R §2.1), as the coursework's ``get_denoise_model``.
 
-    Shape: (B, P, P, 1) in 0..255 -> (B, P, P, 1) denoised, same scale; P a multiple of 4.
+    conv1 16 3x3 ReLU -> MaxPool 2x2 -> conv2 32 3x3 ReLU -> UpSampling 2x2 -> conv3 64 **2x2**
+    ReLU -> concatenate [conv1, conv3] -> conv4 64 3x3 ReLU -> conv5 1 3x3 linear. Padding same,
+    stride 1, biases on, he_normal init on conv1-4; conv5 keeps Keras' default (Glorot) init and a
+    linear output, as in the coursework (the report's text says ReLU on every layer; the study
+    clips the output to 0..255 anyway, see FIDELITY.md). No input scaling: pixels go in as 0..255.
+    Shape: (B, P, P, 1) in 0..255 -> (B, P, P, 1) denoised, same scale; P even.
     """
-    _check_patch_size(patch_size, 4)
+    _check_patch_size(patch_size, 2)
     conv = keras.layers.Conv2D
     inputs = _patch_input(patch_size)
-    x = keras.layers.Rescaling(1.0 / PIXEL_MAX, name="scale_in")(inputs)
-    enc1 = conv(16, 3, activation="relu", padding="same", name="enc1_conv")(x)
-    x = keras.layers.MaxPooling2D(2, name="enc1_pool")(enc1)
-    enc2 = conv(32, 3, activation="relu", padding="same", name="enc2_conv")(x)
-    x = keras.layers.MaxPooling2D(2, name="enc2_pool")(enc2)
-    x = conv(64, 3, activation="relu", padding="same", name="bottleneck_conv")(x)
-    x = keras.layers.UpSampling2D(2, name="dec2_up")(x)
-    x = keras.layers.Concatenate(name="dec2_skip")([x, enc2])
-    x = conv(32, 3, activation="relu", padding="same", name="dec2_conv")(x)
-    x = keras.layers.UpSampling2D(2, name="dec1_up")(x)
-    x = keras.layers.Concatenate(name="dec1_skip")([x, enc1])
-    x = conv(16, 3, activation="relu", padding="same", name="dec1_conv")(x)
-    x = conv(1, 1, activation="linear", padding="same", name="out_conv")(x)
-    outputs = keras.layers.Rescaling(PIXEL_MAX, name="scale_out")(x)
+    conv1 = conv(16, 3, activation="relu", padding="same", kernel_initializer="he_normal", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(conv1)
+    x = conv(32, 3, activation="relu", padding="same", kernel_initializer="he_normal", name="conv2")(x)
+    x = keras.layers.UpSampling2D(2, name="up2")(x)
+    x = conv(64, 2, activation="relu", padding="same", kernel_initializer="he_normal", name="conv3")(x)
+    x = keras.layers.Concatenate(axis=-1, name="skip")([conv1, x])
+    x = conv(64, 3, activation="relu", padding="same", kernel_initializer="he_normal", name="conv4")(x)
+    outputs = conv(1, 3, padding="same", name="conv5")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -182,18 +184,13 @@ def build_dncnn(
 
 
 def _l2net_layout(variant: str) -> list[tuple[int, int]]:
-    """(filters, stride) of the 3x3 conv-BN-ReLU blocks of a variant, before the final conv."""
+    """(filters, stride) of the 3x3 conv-BN-ReLU blocks of a variant, before the final 8x8 conv."""
     if variant not in L2NET_VARIANTS:
         raise ValueError(f"unknown L2-Net variant {variant!r}; expected one of {L2NET_VARIANTS}")
     if variant == "deep":
-        # 8 blocks + final conv = 9: one more 3x3 block at 32 and one more at 64 channels.
+        # R §4.2: 32, 32, 32, 64, 64, 64, 128, 128 (+ the final 128); the added layers have stride 1.
         return [(32, 1), (32, 1), (32, 1), (64, 2), (64, 1), (64, 1), (128, 2), (128, 1)]
     return [(32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]
-
-
-def _affine_free_bn(name: str) -> keras.layers.BatchNormalization:
-    """BatchNormalization without scale/offset, as every BN of L2-Net/HardNet."""
-    return keras.layers.BatchNormalization(center=False, scale=False, name=name)
 
 
 def build_l2net(
@@ -203,13 +200,17 @@ def build_l2net(
     dropout_rate: float = 0.3,
     name: str | None = None,
 ) -> keras.Model:
-    """L2-Net-style descriptor (variants baseline/updated/deep), unit-norm output.
+    """The report's descriptor (R §2.2, §4.1, §4.2), as the coursework's ``get_descriptor_model``.
 
-    Per-patch standardisation, then 3x3 conv (no bias) + affine-free BN + ReLU blocks with two
-    stride-2 steps, then a (P/4 x P/4, valid) conv to ``descriptor_dim`` + affine-free BN,
-    Flatten and L2 normalisation. "baseline": 7 convs, Glorot init, no dropout; "updated": the
-    same with orthogonal init and Dropout(dropout_rate) before the last conv (HardNet);
-    "deep": 9 convs (extra 3x3 blocks at 32 and 64 channels), orthogonal init + dropout.
+    3x3 conv (bias, stride 2 on the first 64- and the first 128-filter conv) + BatchNormalization
+    (Keras defaults: affine) + ReLU blocks, then a (P/4 x P/4, valid) conv to ``descriptor_dim``
+    with bias and a reshape. No input normalisation and no output normalisation.
+
+    - "baseline": 7 convs (32, 32, 64, 64, 128, 128, 128), he_normal, Dropout(rate) before the
+      last conv (coursework).
+    - "updated": the baseline with orthogonal init and Dropout(rate) after every activation (R §4.1).
+    - "deep": 9 convs (32, 32, 32, 64, 64, 64, 128, 128, 128), otherwise the baseline (R §4.2).
+
     Shape: (B, P, P, 1) in 0..255 -> (B, descriptor_dim), P a multiple of 4 (32 in the study).
     """
     layout = _l2net_layout(variant)
@@ -217,27 +218,66 @@ def build_l2net(
     _check_positive_int(descriptor_dim, "descriptor_dim")
     if not 0.0 <= float(dropout_rate) < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
-    init = "glorot_uniform" if variant == "baseline" else "orthogonal"
+    init = "orthogonal" if variant == "updated" else "he_normal"
+    inputs = _patch_input(patch_size)
+    x = inputs
+    for index, (filters, stride) in enumerate(layout, start=1):
+        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=True,
+                                kernel_initializer=init, name=f"conv{index}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        x = keras.layers.ReLU(name=f"relu{index}")(x)
+        if variant == "updated":
+            x = keras.layers.Dropout(dropout_rate, name=f"dropout{index}")(x)
+    if variant != "updated":
+        x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    last = len(layout) + 1
+    x = keras.layers.Conv2D(descriptor_dim, patch_size // 4, padding="valid", use_bias=True,
+                            kernel_initializer=init, name=f"conv{last}")(x)
+    outputs = keras.layers.Reshape((descriptor_dim,), name="reshape")(x)
+    return keras.Model(inputs, outputs, name=name or f"l2net_{variant}")
+
+
+def build_hardnet(
+    patch_size: int = 32,
+    descriptor_dim: int = 128,
+    dropout_rate: float = 0.0,
+    kernel_initializer: str = "glorot_uniform",
+    name: str = "hardnet",
+) -> keras.Model:
+    """Extension (not the report's): the L2-Net/HardNet-style descriptor of Tian et al. 2017 and
+    Mishchuk et al. 2017, for the ``hardnet`` family of notebook 08.
+
+    Per-patch standardisation, 7 convs (32, 32, 64/2, 64, 128/2, 128, then P/4 x P/4 valid) without
+    bias, each followed by affine-free BatchNormalization (ReLU after all but the last), optional
+    Dropout before the last conv, Flatten and L2 normalisation: unit-norm descriptors.
+    Shape: (B, P, P, 1) in 0..255 -> (B, descriptor_dim), P a multiple of 4.
+    """
+    layout = _l2net_layout("baseline")
+    _check_patch_size(patch_size, 4)
+    _check_positive_int(descriptor_dim, "descriptor_dim")
+    if not 0.0 <= float(dropout_rate) < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
     inputs = _patch_input(patch_size)
     x = PatchStandardization(name="standardize")(inputs)
     for index, (filters, stride) in enumerate(layout, start=1):
-        x = keras.layers.Conv2D(
-            filters, 3, strides=stride, padding="same", use_bias=False,
-            kernel_initializer=init, name=f"conv{index}",
-        )(x)
+        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                                kernel_initializer=kernel_initializer, name=f"conv{index}")(x)
         x = _affine_free_bn(f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
-    if variant != "baseline":
+    if dropout_rate > 0:
         x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
     last = len(layout) + 1
-    x = keras.layers.Conv2D(
-        descriptor_dim, patch_size // 4, padding="valid", use_bias=False,
-        kernel_initializer=init, name=f"conv{last}",
-    )(x)
+    x = keras.layers.Conv2D(descriptor_dim, patch_size // 4, padding="valid", use_bias=False,
+                            kernel_initializer=kernel_initializer, name=f"conv{last}")(x)
     x = _affine_free_bn(f"bn{last}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = L2Normalize(name="l2_normalize")(x)
-    return keras.Model(inputs, outputs, name=name or f"l2net_{variant}")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _affine_free_bn(name: str) -> keras.layers.BatchNormalization:
+    """BatchNormalization without scale/offset, as every BN of L2-Net/HardNet."""
+    return keras.layers.BatchNormalization(center=False, scale=False, name=name)
 
 
 def _shared_trainer(descriptor_model: keras.Model, roles: tuple[str, ...], name: str) -> keras.Model:
@@ -259,7 +299,7 @@ def build_triplet_trainer(descriptor_model: keras.Model) -> keras.Model:
 
 
 def build_pair_trainer(descriptor_model: keras.Model) -> keras.Model:
-    """Training wrapper for hard_triplet_loss: shared descriptor on anchor and positive.
+    """Training wrapper for hardest_negative_loss: shared descriptor on anchor and positive.
 
     Shape: 2 x (B, P, P, 1) -> (B, 2, D).
     """

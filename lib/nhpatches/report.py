@@ -181,6 +181,32 @@ def plot_hpatches_bars(results: Sequence[Mapping]) -> Figure:
     return fig
 
 
+#: Table 1 of the report: (denoiser epochs, descriptor epochs) of each Table 2 pipeline.
+REPORT_TABLE1 = {("unet", "baseline"): (40, 40), ("dncnn_adam", "baseline"): (5, 40),
+                 ("dncnn_adam", "updated"): (5, 40), ("dncnn_adam", "deep"): (5, 40),
+                 ("unet", "retrained"): (40, 13), ("dncnn_adam", "retrained"): (5, 13)}
+
+
+def table1_pipelines(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Table 1: per pipeline, the epochs used (denoiser: the kept epoch) beside the report's, and costs.
+
+    Each row: denoiser, descriptor, denoiser_metrics (None for 'none'/'clean'), descriptor_metrics.
+    """
+    out = []
+    for row in rows:
+        den, desc = row["denoiser_metrics"], row["descriptor_metrics"]
+        reported = REPORT_TABLE1.get((row["denoiser"], row["descriptor"]), (None, None))
+        out.append({"denoiser": row["denoiser"], "descriptor": row["descriptor"],
+                    "denoiser epochs": None if den is None else den.get("kept_epoch", den["epochs"]),
+                    "descriptor epochs": desc["epochs"],
+                    "report denoiser epochs": reported[0], "report descriptor epochs": reported[1],
+                    "descriptor trained on": desc.get("source"),
+                    "fine-tuned from": desc.get("init_from") or "",
+                    "denoiser seconds": None if den is None else den["train_seconds"],
+                    "descriptor seconds": desc["train_seconds"]})
+    return pd.DataFrame(out)
+
+
 def table1_epochs(runs: Mapping[str, Mapping]) -> pd.DataFrame:
     """Table 1: epochs and training cost of each model, from its run metrics (name -> metrics.json)."""
     rows = []

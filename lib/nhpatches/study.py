@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nhpatches import config, data, embedded, evaluation, report, tasks, training
-from nhpatches.batches import PatchBank, bank_from_sequences
+from nhpatches.batches import PatchBank, bank_from_sequences, cap_points, with_denoised
 from nhpatches.cache import RunDir, atomic_path, load_or_compute, read_json
 
 #: Table 2 of the study: (denoiser, descriptor) pairs in the report's row order.
@@ -33,6 +33,15 @@ TABLE2_PIPELINES: tuple[tuple[str, str], ...] = (
     ("dncnn_adam", "deep"),
     ("unet", "retrained"),
     ("dncnn_adam", "retrained"),
+)
+#: Beyond the report (notebook 08): the HardNet-style extensions beside the report's baseline rows.
+EXTENSION_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("none", "hardnet"),
+    ("unet", "hardnet"),
+    ("unet_adam", "hardnet"),
+    ("unet_adam", "hardnet_noswap"),
+    ("unet_adam", "hardnet_flip"),
+    ("clean", "hardnet"),
 )
 #: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
 INPUT_ONLY = ("none", "clean")
@@ -66,13 +75,16 @@ class Study:
         """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once).
 
         ``epochs`` (when given) replaces the profile's epoch counts of every model (U-Net, DnCNN,
-        descriptors); other keyword arguments replace single :class:`~nhpatches.config.Profile`
+        descriptors; fine-tuning gets round(epochs * 13 / 40), at least 1; DnCNN keeps its last
+        epoch); other keyword arguments replace single :class:`~nhpatches.config.Profile`
         fields. Either way the changed settings are part of the cache keys.
         """
         if epochs is not None:
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise ValueError(f"epochs must be a positive integer or None, got {epochs!r}")
+            # The report's ratio of fine-tuning to training epochs (13 / 40) is kept; DnCNN keeps its last epoch.
             overrides = {"epochs_unet": epochs, "epochs_dncnn": epochs, "epochs_descriptor": epochs,
+                         "epochs_retrain": max(1, round(epochs * 13 / 40)), "dncnn_keep_epoch": None,
                          **overrides}
         settings = config.get_profile(profile, **overrides)
         if data_dir is None:
@@ -138,33 +150,112 @@ class Study:
         return folder
 
     # ----- models ---------------------------------------------------------------------------
-    def _run(self, experiment: str, spec: object, epochs: int) -> RunDir:
-        """The cache folder of a training run (key: spec, schedule, seed, data)."""
+    def _run(self, experiment: str, spec: object, epochs: int, **extra) -> RunDir:
+        """The cache folder of a training run (key: spec, schedule, seed, data, and ``extra``)."""
         profile = dataclasses.asdict(self.profile)
-        schedule = {k: profile[k] for k in ("train_patches", "steps_per_epoch", "validation_steps", "batch_size",
-                                             "denoiser_batch_size", "dncnn_batch_size")}
+        schedule = {k: profile[k] for k in (
+            "train_patches", "steps_per_epoch", "validation_steps", "batch_size", "denoiser_batch_size",
+            "dncnn_batch_size", "descriptor_steps_per_epoch", "descriptor_validation_steps",
+            "descriptor_train_patches")}
         settings = {"spec": dataclasses.asdict(spec), "epochs": epochs, "schedule": schedule, "seed": self.seed,
-                    "split": self.split, "data": self.fingerprint, "profile": self.profile.name}
+                    "split": self.split, "data": self.fingerprint, "profile": self.profile.name, **extra}
         return RunDir(self.results_root, experiment, settings)
+
+    def _denoiser_training_run(self, name: str) -> tuple[training.DenoiserSpec, RunDir]:
+        """(spec, cache folder) of a denoiser's training run."""
+        spec = _lookup(training.DENOISERS, name, "denoiser")
+        epochs, keep = training.denoiser_epochs(spec, self.profile)
+        return spec, self._run(f"denoiser_{name}", spec, epochs, kept_epoch=keep)
 
     def denoiser(self, name: str) -> Trained:
         """A trained denoiser of ``training.DENOISERS`` (trained on first use, then loaded)."""
-        spec = _lookup(training.DENOISERS, name, "denoiser")
-        epochs = self.profile.epochs_dncnn if spec.architecture == "dncnn" else self.profile.epochs_unet
-        run = self._run(f"denoiser_{name}", spec, epochs)
+        spec, run = self._denoiser_training_run(name)
         train, validation = self.banks if self.force_retrain or not run.is_complete() else (None, None)
         metrics = load_or_compute(run, lambda r: training.train_denoiser(
             spec, train, validation, self.profile, self.seed, r), force=self.force_retrain)
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
 
-    def descriptor(self, name: str) -> Trained:
-        """A trained descriptor of ``training.DESCRIPTORS`` (trained on first use, then loaded)."""
-        spec = _lookup(training.DESCRIPTORS, name, "descriptor")
-        run = self._run(f"descriptor_{name}", spec, self.profile.epochs_descriptor)
-        train, validation = self.banks if self.force_retrain or not run.is_complete() else (None, None)
-        metrics = load_or_compute(run, lambda r: training.train_descriptor(
-            spec, train, validation, self.profile, self.seed, r), force=self.force_retrain)
+    def denoiser_run_key(self, denoiser: str) -> str:
+        """Cache key of a denoiser's training run (without training it)."""
+        return self._denoiser_training_run(denoiser)[1].key
+
+    def descriptor_source(self, descriptor: str, denoiser: str) -> str:
+        """Which patches a descriptor of a pipeline trains on: 'clean', 'noisy' or 'denoised'."""
+        spec = _lookup(training.DESCRIPTORS, descriptor, "descriptor")
+        if spec.train_on == "clean" or denoiser == "clean":
+            return "clean"
+        if spec.train_on != "pipeline":
+            raise ValueError(f"descriptor {descriptor!r}: train_on must be 'pipeline' or 'clean', got {spec.train_on!r}")
+        return "noisy" if denoiser == "none" else "denoised"
+
+    def _descriptor_training_run(self, descriptor: str, denoiser: str) -> tuple[training.DescriptorSpec, RunDir, str]:
+        """(spec, cache folder, source) of the descriptor trained for a pipeline.
+
+        The key holds the training input (for denoised input, the denoiser's run key) and, for a
+        fine-tuned descriptor, the run key of the descriptor it starts from.
+        """
+        spec = _lookup(training.DESCRIPTORS, descriptor, "descriptor")
+        if denoiser not in INPUT_ONLY:
+            _lookup(training.DENOISERS, denoiser, "denoiser")
+        source = self.descriptor_source(descriptor, denoiser)
+        training_input = {"source": source}
+        if source == "denoised":
+            training_input.update(denoiser=denoiser, denoiser_key=self.denoiser_run_key(denoiser))
+        init = None
+        if spec.init_from is not None:
+            init = self._descriptor_training_run(spec.init_from, denoiser)[1].key
+        return spec, self._run(f"descriptor_{descriptor}", spec, training.descriptor_epochs(spec, self.profile),
+                               training_input=training_input, init=init), source
+
+    def descriptor_run_key(self, descriptor: str, denoiser: str) -> str:
+        """Cache key of the descriptor trained for a pipeline (without training it)."""
+        return self._descriptor_training_run(descriptor, denoiser)[1].key
+
+    def descriptor(self, name: str, denoiser: str) -> Trained:
+        """The descriptor of ``training.DESCRIPTORS`` trained for the pipeline ``denoiser + name``.
+
+        A report descriptor trains on its pipeline's own input: the denoiser's output of the noisy
+        training patches (clipped and truncated to uint8), the noisy patches for ``denoiser="none"``,
+        or the clean ones for ``"clean"``. An extension with ``train_on="clean"`` trains on clean
+        patches and is shared by every pipeline. Trained on first use, then loaded.
+        """
+        spec, run, source = self._descriptor_training_run(name, denoiser)
+        if self.force_retrain or not run.is_complete():
+            initial = self.descriptor(spec.init_from, denoiser).model if spec.init_from else None
+            train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
+            metrics = load_or_compute(run, lambda r: training.train_descriptor(
+                spec, train, validation, self.profile, self.seed, r, source, initial), force=self.force_retrain)
+        else:
+            metrics = run.metrics()
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
+
+    def descriptor_banks(self, denoiser: str | None = None) -> tuple[PatchBank, PatchBank]:
+        """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points
+        per sequence; with a denoiser, its output of their noisy patches attached as ``denoised``
+        (cached)."""
+        cap = self.profile.descriptor_train_patches
+        train, validation = (cap_points(bank, cap) for bank in self.banks)
+        if denoiser is None:
+            return train, validation
+        run = RunDir(self.results_root, "denoised_train", {
+            "denoiser": denoiser, "model": self.denoiser_run_key(denoiser), "train_patches": self.profile.train_patches,
+            "descriptor_train_patches": cap, "split": self.split, "data": self.fingerprint, "noise_seed": self.seed})
+        load_or_compute(run, lambda r: self._denoise_banks(denoiser, (train, validation), r))
+        with np.load(run.path / "patches.npz") as stored:
+            return with_denoised(train, stored["train"]), with_denoised(validation, stored["validation"])
+
+    def _denoise_banks(self, denoiser: str, banks: tuple[PatchBank, PatchBank], run: RunDir) -> dict:
+        """Denoise the noisy patches of the descriptor banks and store them; return the timing."""
+        model = self.denoiser(denoiser).model
+        start = time.perf_counter()
+        outputs = {role: denoise_patches(model, bank.noisy, self.profile.predict_batch_size)
+                   for role, bank in zip(("train", "validation"), banks)}
+        seconds = time.perf_counter() - start
+        with atomic_path(run.file("patches.npz")) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **outputs)
+        count = sum(array.size // array[0, 0].size for array in outputs.values())
+        return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds}
 
     # ----- pipelines ------------------------------------------------------------------------
     def test_patches(self, denoiser: str) -> dict[str, np.ndarray]:
@@ -186,12 +277,6 @@ class Study:
         return RunDir(self.results_root, "denoised_test", {
             "denoiser": denoiser, "model": trained_key, "test_patches": self.profile.test_patches,
             "split": self.split, "data": self.fingerprint, "noise_seed": self.seed})
-
-    def denoiser_run_key(self, denoiser: str) -> str:
-        """Cache key of a denoiser's training run (without training it)."""
-        spec = training.DENOISERS[denoiser]
-        epochs = self.profile.epochs_dncnn if spec.architecture == "dncnn" else self.profile.epochs_unet
-        return self._run(f"denoiser_{denoiser}", spec, epochs).key
 
     def _denoise_test(self, denoiser: str, run: RunDir) -> dict:
         """Denoise every test patch and store them; return the timing."""
@@ -232,8 +317,7 @@ class Study:
         """HPatches verification / matching / retrieval of one pipeline (cached)."""
         settings = {"denoiser": denoiser, "descriptor": descriptor,
                     "denoiser_key": None if denoiser in INPUT_ONLY else self.denoiser_run_key(denoiser),
-                    "descriptor_key": self._run(f"descriptor_{descriptor}", training.DESCRIPTORS[descriptor],
-                                                self.profile.epochs_descriptor).key,
+                    "descriptor_key": self.descriptor_run_key(descriptor, denoiser),
                     "tasks": self.tasks.provenance, "test_patches": self.profile.test_patches,
                     "split": self.split, "data": self.fingerprint, "noise_seed": self.seed}
         run = RunDir(self.results_root, "pipelines", settings)
@@ -242,13 +326,16 @@ class Study:
     def _evaluate(self, denoiser: str, descriptor: str) -> dict:
         """Describe the (denoised) test patches and run the three tasks."""
         patches = self.test_patches(denoiser)
-        model = self.descriptor(descriptor).model
+        trained = self.descriptor(descriptor, denoiser)
+        model = trained.model
         start = time.perf_counter()
         descriptors = {name: describe_patches(model, array, self.profile.predict_batch_size)
                        for name, array in patches.items()}
         describe_seconds = time.perf_counter() - start
         results = evaluation.evaluate(descriptors, self.tasks)
         results["pipeline"] = {"denoiser": denoiser, "descriptor": descriptor, "profile": self.profile.name,
+                               "descriptor_source": trained.metrics.get("source"),
+                               "descriptor_epochs": trained.metrics["epochs"],
                                "describe_seconds": describe_seconds, "data_dir": str(self.data_dir),
                                "layout": self.layout}
         return results
@@ -311,11 +398,23 @@ class Study:
                          "median_correlation": float(np.median(_row_correlation(clean, noisy)))})
         return pd.DataFrame(rows)
 
-    def table1(self, denoisers: tuple[str, ...] = tuple(training.DENOISERS),
-               descriptors: tuple[str, ...] = ("baseline", "updated", "deep", "flip", "hard", "retrained")) -> pd.DataFrame:
-        """Table 1: epochs and training cost of the study's models (trained if missing)."""
-        runs = {name: self.denoiser(name).metrics for name in denoisers}
-        runs.update({name: self.descriptor(name).metrics for name in descriptors})
+    def table1(self, pipelines: tuple[tuple[str, str], ...] = TABLE2_PIPELINES) -> pd.DataFrame:
+        """Table 1: epochs of each pipeline's denoiser and descriptor beside the report's, with costs."""
+        rows = []
+        for denoiser, descriptor in pipelines:
+            den = self.denoiser(denoiser).metrics if denoiser not in INPUT_ONLY else None
+            desc = self.descriptor(descriptor, denoiser).metrics
+            rows.append({"denoiser": denoiser, "descriptor": descriptor, "descriptor_metrics": desc,
+                         "denoiser_metrics": den})
+        return report.table1_pipelines(rows)
+
+    def model_costs(self, pipelines: tuple[tuple[str, str], ...] = TABLE2_PIPELINES) -> pd.DataFrame:
+        """Training cost of every model behind the pipelines (one row per trained model)."""
+        runs: dict[str, Mapping] = {}
+        for denoiser, descriptor in pipelines:
+            if denoiser not in INPUT_ONLY:
+                runs[denoiser] = self.denoiser(denoiser).metrics
+            runs[report.pipeline_label(denoiser, descriptor)] = self.descriptor(descriptor, denoiser).metrics
         return report.table1_epochs(runs)
 
     def table2_results(self, extra: tuple[tuple[str, str], ...] = (("none", "baseline"), ("clean", "baseline"))) -> list[dict]:
