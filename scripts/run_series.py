@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import papermill
+from papermill.exceptions import PapermillExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +36,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def failure_summary(notebook: Path, executed: Path, error: PapermillExecutionError) -> str:
+    """A few lines on a failed notebook: which one, which cell, and the library's own message."""
+    source = [line for line in str(error.source).strip().splitlines() if line.strip()]
+    shown = "\n".join(f"    {line}" for line in source[:3]) + ("\n    ..." if len(source) > 3 else "")
+    return (f"\n{notebook.name} failed in cell {error.exec_count} (code cell index {error.cell_index}):\n{shown}\n"
+            f"{error.ename}: {error.evalue}\n"
+            f"(full traceback in {executed})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Execute the selected notebooks in order; stop at the first failure."""
     args = parse_args(argv)
@@ -47,13 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / args.profile
     output_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": args.profile, "data_dir": args.data_dir, "seed": args.seed, "split": args.split,
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None  # kernels run in notebooks/
+    parameters = {"profile": args.profile, "data_dir": data_dir, "seed": args.seed, "split": args.split,
                   "force_retrain": args.force_retrain, "epochs": args.epochs}
     total = time.perf_counter()
     for notebook in notebooks:
         start = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(output_dir / notebook.name), parameters=parameters,
-                                   cwd=str(ROOT / "notebooks"), progress_bar=False)
+        try:
+            papermill.execute_notebook(str(notebook), str(output_dir / notebook.name), parameters=parameters,
+                                       cwd=str(ROOT / "notebooks"), progress_bar=False)
+        except PapermillExecutionError as error:
+            print(failure_summary(notebook, output_dir / notebook.name, error), file=sys.stderr)
+            return 1
         print(f"{notebook.name}: {time.perf_counter() - start:7.1f} s", flush=True)
     print(f"series ({args.profile}): {time.perf_counter() - total:.1f} s; executed notebooks in {output_dir}")
     return 0

@@ -1,4 +1,4 @@
-"""Tables and figures: Markdown, atomic files, Table 2 beside the report, breakdowns."""
+"""Tables and figures: Markdown, atomic files, Tables 1 and 2 beside the report, breakdowns."""
 
 from __future__ import annotations
 
@@ -105,3 +105,44 @@ def test_tables_name_their_task_files(fixture_results) -> None:
     for table in (report.table2([fixture_results]), report.table2_breakdown([fixture_results])):
         assert table.columns[-1] == "task_files"
         assert "1000 pairs, 40 queries, 180 distractors" in table.loc[0, "task_files"]
+
+
+def _den(epochs: int, kept: int | None, seconds: float) -> dict:
+    """Fake denoiser run metrics (kept_epoch left out when None, as older runs)."""
+    metrics = {"epochs": epochs, "train_seconds": seconds}
+    return metrics if kept is None else {**metrics, "kept_epoch": kept}
+
+
+def test_table1_pipelines_beside_the_report() -> None:
+    """Measured epochs (the denoiser's kept epoch) sit beside R Table 1's for the same pipeline."""
+    rows = [
+        {"denoiser": "unet", "descriptor": "baseline", "denoiser_metrics": _den(6, 6, 12.5),
+         "descriptor_metrics": {"epochs": 5, "train_seconds": 30.0, "source": "denoised", "init_from": None}},
+        {"denoiser": "dncnn_adam", "descriptor": "retrained", "denoiser_metrics": _den(6, 5, 40.0),
+         "descriptor_metrics": {"epochs": 2, "train_seconds": 9.0, "source": "denoised", "init_from": "baseline"}},
+        {"denoiser": "dncnn_adam", "descriptor": "deep", "denoiser_metrics": _den(4, None, 20.0),
+         "descriptor_metrics": {"epochs": 3, "train_seconds": 11.0, "source": "denoised"}},
+        {"denoiser": "none", "descriptor": "baseline", "denoiser_metrics": None,
+         "descriptor_metrics": {"epochs": 5, "train_seconds": 28.0, "source": "noisy", "init_from": None}},
+    ]
+    table = report.table1_pipelines(rows)
+    assert list(table["denoiser"]) == ["unet", "dncnn_adam", "dncnn_adam", "none"]
+    assert list(table["descriptor epochs"]) == [5, 2, 3, 5]
+    assert list(table["denoiser epochs"][:3]) == [6, 5, 4]  # kept epoch; epochs when not recorded
+    assert list(table["report denoiser epochs"][:3]) == [40, 5, 5]
+    assert list(table["report descriptor epochs"][:3]) == [40, 13, 40]
+    last = table.iloc[3]  # no denoiser and not a report pipeline
+    assert pd.isna(last["denoiser epochs"]) and pd.isna(last["denoiser seconds"])
+    assert pd.isna(last["report denoiser epochs"]) and pd.isna(last["report descriptor epochs"])
+    assert list(table["descriptor trained on"]) == ["denoised", "denoised", "denoised", "noisy"]
+    assert list(table["fine-tuned from"]) == ["", "baseline", "", ""]
+    assert list(table["denoiser seconds"][:3]) == [12.5, 40.0, 20.0]
+    assert list(table["descriptor seconds"]) == [30.0, 9.0, 11.0, 28.0]
+
+
+def test_report_table1_covers_the_table2_pipelines() -> None:
+    """R Table 1: U-Net 40 epochs, DnCNN 5, descriptors 40, retrained 13, for Table 2's six pipelines."""
+    assert set(report.REPORT_TABLE1) == set(zip(report.REPORT_TABLE2["denoiser"], report.REPORT_TABLE2["descriptor"]))
+    for (denoiser, descriptor), (den_epochs, desc_epochs) in report.REPORT_TABLE1.items():
+        assert den_epochs == {"unet": 40, "dncnn_adam": 5}[denoiser]
+        assert desc_epochs == (13 if descriptor == "retrained" else 40)

@@ -30,10 +30,12 @@ def test_open_missing_data_dir_names_the_path(tmp_path) -> None:
 
 
 def test_open_epochs_replaces_every_epoch_count(tmp_path, monkeypatch) -> None:
-    """The notebooks' ``epochs`` parameter sets all three epoch counts; a bad value is refused."""
+    """The notebooks' ``epochs`` parameter sets every epoch count; a bad value is refused."""
     monkeypatch.setattr(study_module, "embedded_dataset_dir", lambda settings: tmp_path)
     profile = Study.open("smoke", epochs=3).profile
     assert (profile.epochs_unet, profile.epochs_dncnn, profile.epochs_descriptor) == (3, 3, 3)
+    assert profile.epochs_retrain == 1 and profile.dncnn_keep_epoch is None  # round(3 * 13 / 40) = 1
+    assert Study.open("smoke", epochs=40).profile.epochs_retrain == 13
     assert Study.open("smoke", epochs=3, epochs_dncnn=1).profile.epochs_dncnn == 1
     assert Study.open("smoke").profile.epochs_unet == config.get_profile("smoke").epochs_unet
     for bad in (0, 2.5, True, "3"):
@@ -98,7 +100,7 @@ def test_unknown_model_names_are_listed() -> None:
     """Asking for an unknown model names the known ones."""
     fake = Study.__new__(Study)
     with pytest.raises(ValueError, match="baseline"):
-        fake.descriptor("nonexistent")
+        fake.descriptor("nonexistent", "unet")
 
 
 def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
@@ -135,3 +137,74 @@ def test_denoising_quality_by_hand() -> None:
     assert table.loc[("hard", "noisy"), "mae"] == 10
     assert table.loc[("hard", "noisy"), "psnr_db"] == pytest.approx(10 * np.log10(255**2 / 100))
     assert table.loc[("easy", "denoised"), "mae"] == 0 and table.loc[("tough", "denoised"), "mae"] == 5
+
+
+#: A fast smoke schedule for the pipeline tests.
+FAST = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_dncnn=1, dncnn_keep_epoch=None,
+            epochs_descriptor=1, epochs_retrain=1, descriptor_steps_per_epoch=1, descriptor_validation_steps=1)
+
+
+def _record_descriptor_training(monkeypatch) -> list[dict]:
+    """Wrap training.train_descriptor so the test sees what each descriptor was trained on."""
+    calls, original = [], training.train_descriptor
+
+    def recording(spec, train, validation, profile, seed, run, source="clean", initial=None):
+        calls.append({"spec": spec, "train": train, "source": source,
+                      "initial": None if initial is None else [w.copy() for w in initial.get_weights()]})
+        return original(spec, train, validation, profile, seed, run, source, initial)
+
+    monkeypatch.setattr(training, "train_descriptor", recording)
+    return calls
+
+
+def test_pipeline_descriptor_trains_on_its_denoisers_output(isolated, monkeypatch) -> None:
+    """A report descriptor sees noisy -> its pipeline's denoiser -> uint8 patches; the key names the denoiser."""
+    calls = _record_descriptor_training(monkeypatch)
+    study = Study.open("smoke", **FAST)
+    study.descriptor("baseline", "unet")
+    (call,) = calls
+    assert call["source"] == "denoised"
+    bank = call["train"]
+    expected = denoise_patches(study.denoiser("unet").model, bank.noisy, 64)
+    np.testing.assert_array_equal(bank.denoised, expected)
+    assert not np.array_equal(bank.denoised, bank.clean) and not np.array_equal(bank.denoised, bank.noisy)
+    # one descriptor per pipeline: other inputs give other runs, and the denoiser's key is in the descriptor's
+    keys = {den: study.descriptor_run_key("baseline", den) for den in ("unet", "unet_mse", "none", "clean")}
+    assert len(set(keys.values())) == 4
+    assert study.descriptor_source("baseline", "none") == "noisy"
+    assert study.descriptor_source("baseline", "clean") == "clean"
+    assert study.descriptor_source("hardnet", "unet") == "clean"  # the extension trains on clean patches
+    assert study.descriptor_run_key("hardnet", "unet") == study.descriptor_run_key("hardnet", "dncnn_adam")
+    other = Study.open("smoke", **{**FAST, "epochs_unet": 2})
+    assert other.descriptor_run_key("baseline", "unet") != keys["unet"]  # a retrained denoiser: a new descriptor
+    assert other.descriptor_run_key("baseline", "none") == keys["none"]
+
+
+def test_retrained_fine_tunes_the_pipelines_trained_baseline(isolated, monkeypatch) -> None:
+    """'retrained' starts from the weights of the baseline trained for the same pipeline."""
+    calls = _record_descriptor_training(monkeypatch)
+    study = Study.open("smoke", **FAST)
+    retrained = study.descriptor("retrained", "unet")
+    assert [c["spec"].name for c in calls] == ["baseline", "retrained"]
+    assert calls[0]["initial"] is None
+    baseline = study.descriptor("baseline", "unet").model.get_weights()
+    assert len(calls[1]["initial"]) == len(baseline)
+    for start, trained in zip(calls[1]["initial"], baseline):
+        np.testing.assert_array_equal(start, trained)
+    assert calls[1]["spec"].flip == "rot180" and calls[1]["source"] == "denoised"
+    assert retrained.metrics["init_from"] == "baseline" and retrained.metrics["epochs"] == 1
+    changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline)]
+    assert any(changed)  # fine-tuning moved the weights
+    assert study.descriptor_run_key("retrained", "unet") != study.descriptor_run_key("retrained", "none")
+
+
+def test_smoke_tables_are_identical_across_results_folders(tmp_path, monkeypatch) -> None:
+    """The same settings into two results folders give identical mAP tables (training is seeded)."""
+    pipelines = (("unet", "baseline"), ("unet", "retrained"), ("dncnn_adam", "hard"), ("none", "hardnet"))
+    tables = []
+    monkeypatch.setenv("NHPATCHES_DATA", str(tmp_path / "data"))
+    for folder in ("first", "second"):
+        monkeypatch.setenv("NHPATCHES_RESULTS", str(tmp_path / folder))
+        tables.append(Study.open("smoke", **FAST).evaluate_many(pipelines))
+    assert (tmp_path / "first").is_dir() and (tmp_path / "second").is_dir()
+    assert tables[0].equals(tables[1])

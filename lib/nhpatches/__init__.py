@@ -1,3 +1,52 @@
 """nhpatches: learned patch descriptors on noisy HPatches (N-HPatches)."""
 
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def _keras_backend_name() -> str:
+    """The backend Keras will pick, without importing Keras: $KERAS_BACKEND, keras.json, else tensorflow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(config.read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow (only when it is the backend) with its C++ start-up log lines silenced.
+
+    TensorFlow writes "All log messages before absl::InitializeLog()" and a oneDNN notice straight
+    to file descriptor 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says; Jupyter kernels copy
+    that descriptor into every notebook. Import errors still raise as usual.
+    """
+    if _keras_backend_name() != "tensorflow" or "tensorflow" in sys.modules:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable stderr descriptor: import normally
+        import tensorflow  # noqa: F401
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()

@@ -54,6 +54,8 @@ def cap_points(bank: PatchBank, per_sequence: int | None) -> PatchBank:
     """The bank restricted to the first ``per_sequence`` points of every sequence (None: unchanged)."""
     if per_sequence is None:
         return bank
+    if isinstance(per_sequence, bool) or not isinstance(per_sequence, int) or per_sequence < 1:
+        raise ValueError(f"points per sequence must be a positive int or None, got {per_sequence!r}")
     keep = np.concatenate([np.flatnonzero(bank.sequence_ids == i)[:per_sequence]
                            for i in range(len(bank.sequence_names))])
     pick = (lambda a: None if a is None else a[keep])
@@ -63,6 +65,7 @@ def cap_points(bank: PatchBank, per_sequence: int | None) -> PatchBank:
 
 def with_denoised(bank: PatchBank, denoised: np.ndarray) -> PatchBank:
     """The bank with a denoiser's output of its noisy patches attached as ``denoised``."""
+    denoised = np.asarray(denoised)
     if denoised.shape != bank.clean.shape or denoised.dtype != np.uint8:
         raise ValueError(f"denoised patches must be uint8 of shape {bank.clean.shape}, "
                          f"got {denoised.dtype} {denoised.shape}")
@@ -134,6 +137,9 @@ class DenoisingBatches(_EpochBatches):
         self.full_pass = steps is None
         if self.full_pass:
             steps = bank.num_points * len(IMAGE_TYPES) // batch_size
+            if steps < 1:
+                raise ValueError(f"one pass over the bank's {bank.num_points * len(IMAGE_TYPES)} patches "
+                                 f"is less than one batch of {batch_size}")
         super().__init__(bank, batch_size, steps, seed, frozen)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -80,7 +80,7 @@ def pair_distance(a, b, distance: str = "mean_squared"):
     raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
 
 
-def triplet_distances(y_pred, distance: str = "euclidean") -> tuple:
+def triplet_distances(y_pred, distance: str = "mean_squared") -> tuple:
     """(d(a, p), d(a, n), d(p, n)) of a triplet batch. Shape: (B, 3, D) -> 3 x (B,)."""
     y_pred = ops.convert_to_tensor(y_pred)
     _check_stacked(y_pred, 3)
@@ -112,9 +112,12 @@ def hardest_negative_distances(
     dist = descriptor_distance_matrix(anchor, positive)
     size = ops.shape(dist)[0]
     eye = ops.eye(size, dtype=dist.dtype)
-    masked = dist + MASK_OFFSET * eye
+    # HardNet adds 10 (above any unit-norm distance); adding max(dist) too keeps a masked entry out
+    # of the minimum for descriptors of any scale, and changes nothing for unit-norm ones.
+    offset = MASK_OFFSET + ops.max(ops.stop_gradient(dist))
+    masked = dist + offset * eye
     duplicates = ops.cast(ops.less(masked, duplicate_threshold), dist.dtype)
-    masked = masked + MASK_OFFSET * duplicates
+    masked = masked + offset * duplicates
     hardest = ops.min(masked, axis=1)
     if anchor_swap:
         hardest = ops.minimum(hardest, ops.min(masked, axis=0))
