@@ -63,6 +63,13 @@ def test_denoised_patches_are_clipped_and_truncated() -> None:
     np.testing.assert_array_equal(out[0, 0, 0], [0, 9, 189, 255])
 
 
+def test_diverged_denoiser_is_refused() -> None:
+    """A denoiser whose output is NaN (diverged training) gives a clear error, not uint8 garbage."""
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(scale=float("nan"))], name="broken")
+    with pytest.raises(ValueError, match="'broken'.*diverged"):
+        denoise_patches(model, np.zeros((1, 1, 4, 4), np.uint8), batch_size=8)
+
+
 def test_describe_patches_keeps_the_image_and_point_axes() -> None:
     """(16, N, P, P) patches give (16, N, D) descriptors in the same order."""
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
@@ -208,3 +215,13 @@ def test_smoke_tables_are_identical_across_results_folders(tmp_path, monkeypatch
         tables.append(Study.open("smoke", **FAST).evaluate_many(pipelines))
     assert (tmp_path / "first").is_dir() and (tmp_path / "second").is_dir()
     assert tables[0].equals(tables[1])
+
+
+def test_run_keys_name_the_keras_backend(isolated, monkeypatch) -> None:
+    """A model trained on one Keras backend is not reused on another: the backend is in every run key."""
+    study = Study.open("smoke", **FAST)
+    keys = (study.denoiser_run_key("unet"), study.descriptor_run_key("baseline", "unet"))
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    monkeypatch.setattr(study_module.keras.backend, "backend", lambda: other)
+    assert study.denoiser_run_key("unet") != keys[0]
+    assert study.descriptor_run_key("baseline", "unet") != keys[1]

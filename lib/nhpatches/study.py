@@ -157,8 +157,11 @@ class Study:
             "train_patches", "steps_per_epoch", "validation_steps", "batch_size", "denoiser_batch_size",
             "dncnn_batch_size", "descriptor_steps_per_epoch", "descriptor_validation_steps",
             "descriptor_train_patches")}
+        # The backend is part of the key: the same seed gives different weights on TensorFlow, JAX and
+        # PyTorch, so a run trained on one backend is never silently reused on another.
         settings = {"spec": dataclasses.asdict(spec), "epochs": epochs, "schedule": schedule, "seed": self.seed,
-                    "split": self.split, "data": self.fingerprint, "profile": self.profile.name, **extra}
+                    "split": self.split, "data": self.fingerprint, "profile": self.profile.name,
+                    "backend": keras.backend.backend(), **extra}
         return RunDir(self.results_root, experiment, settings)
 
     def _denoiser_training_run(self, name: str) -> tuple[training.DenoiserSpec, RunDir]:
@@ -467,6 +470,9 @@ def denoise_patches(model: keras.Model, patches: np.ndarray, batch_size: int) ->
     """
     flat = patches.reshape(-1, *patches.shape[-2:]).astype(np.float32)[..., None]
     output = model.predict(flat, batch_size=batch_size, verbose=0)
+    if not np.isfinite(output).all():
+        raise ValueError(f"denoiser {model.name!r} gives non-finite output (NaN or inf): its training diverged; "
+                         "retrain it with a smaller learning rate (see training.DENOISERS)")
     return np.clip(output[..., 0], 0, 255).astype(np.uint8).reshape(patches.shape)
 
 
