@@ -48,7 +48,7 @@ def failure_summary(notebook: Path, executed: Path, error: PapermillExecutionErr
 def main(argv: list[str] | None = None) -> int:
     """Execute the selected notebooks in order; stop at the first failure."""
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it: TensorFlow's C++ info logs off
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernels inherit it: TensorFlow's C++ logs off
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         notebooks = [nb for nb in notebooks if nb.name[:2] in set(args.only)]
