@@ -508,12 +508,17 @@ def test_study_specs_compile_the_report_set_ups() -> None:
 
 @pytest.mark.parametrize("key", ["unet", "dncnn"])
 def test_denoiser_training_step_decreases_loss(key: str) -> None:
-    """A few MAE steps (Adam) on one batch reduce the loss and keep the weights finite."""
+    """A few MAE steps (Adam) on one batch reduce the loss and keep the weights finite.
+
+    The U-Net sees raw 0..255 pixels (no rescaling, as the coursework), where Adam at 1e-3
+    oscillates on some backends' initial draws; 1e-4 is used for it.
+    """
     keras.utils.set_random_seed(1)
     model = models.build_unet(16) if key == "unet" else models.build_dncnn(16, depth=17, filters=16)
     clean = _patches(4, seed=10, size=16)
     noisy = np.clip(clean + np.random.default_rng(11).normal(0, 25, clean.shape), 0, 255).astype("float32")
-    history = _fit_losses(model, losses.mean_absolute_error, noisy, clean, steps=6)
+    optimizer = keras.optimizers.Adam(1e-4 if key == "unet" else 1e-3)
+    history = _fit_losses(model, losses.mean_absolute_error, noisy, clean, steps=6, optimizer=optimizer)
     assert np.isfinite(history).all() and history[-1] < history[0]
     assert all(np.isfinite(_np(w)).all() for w in model.trainable_weights)
 
