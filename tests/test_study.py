@@ -225,3 +225,26 @@ def test_run_keys_name_the_keras_backend(isolated, monkeypatch) -> None:
     monkeypatch.setattr(study_module.keras.backend, "backend", lambda: other)
     assert study.denoiser_run_key("unet") != keys[0]
     assert study.descriptor_run_key("baseline", "unet") != keys[1]
+
+
+def test_force_retrain_trains_each_model_once_per_study(isolated, monkeypatch) -> None:
+    """force_retrain retrains what a study uses, once: a fine-tuned descriptor does not retrain its
+    parent a second time, and asking again loads the fresh run."""
+    Study.open("smoke", **FAST).descriptor("retrained", "unet")  # a complete cache to force over
+    calls = _record_descriptor_training(monkeypatch)
+    denoiser_calls, original = [], training.train_denoiser
+
+    def recording(spec, *args):
+        denoiser_calls.append(spec.name)
+        return original(spec, *args)
+
+    monkeypatch.setattr(training, "train_denoiser", recording)
+    forced = Study.open("smoke", force_retrain=True, **FAST)
+    forced.descriptor("baseline", "unet")
+    forced.descriptor("retrained", "unet")
+    forced.descriptor("baseline", "unet")
+    assert [c["spec"].name for c in calls] == ["baseline", "retrained"]
+    assert denoiser_calls.count("unet") <= 1  # the denoised training bank may come from its cache
+    forced.denoiser("unet")
+    forced.denoiser("unet")
+    assert denoiser_calls == ["unet"]

@@ -68,6 +68,12 @@ class Study:
     split: str = "a"
     force_retrain: bool = False
     results_root: Path = dataclasses.field(default_factory=config.results_dir)
+    #: Runs already retrained by this study object: with force_retrain, each model trains once per study.
+    _retrained: set = dataclasses.field(default_factory=set, init=False, repr=False)
+
+    def _must_train(self, run: RunDir) -> bool:
+        """Whether a training run has to (re)run now: missing, or forced and not yet retrained here."""
+        return not run.is_complete() or (self.force_retrain and run.key not in self._retrained)
 
     @classmethod
     def open(cls, profile: str = "cpu", data_dir: str | Path | None = None, seed: int = 0, split: str = "a",
@@ -173,9 +179,12 @@ class Study:
     def denoiser(self, name: str) -> Trained:
         """A trained denoiser of ``training.DENOISERS`` (trained on first use, then loaded)."""
         spec, run = self._denoiser_training_run(name)
-        train, validation = self.banks if self.force_retrain or not run.is_complete() else (None, None)
-        metrics = load_or_compute(run, lambda r: training.train_denoiser(
-            spec, train, validation, self.profile, self.seed, r), force=self.force_retrain)
+        if self._must_train(run):
+            metrics = load_or_compute(run, lambda r: training.train_denoiser(
+                spec, *self.banks, self.profile, self.seed, r), force=True)
+            self._retrained.add(run.key)
+        else:
+            metrics = run.metrics()
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
 
     def denoiser_run_key(self, denoiser: str) -> str:
@@ -223,11 +232,12 @@ class Study:
         patches and is shared by every pipeline. Trained on first use, then loaded.
         """
         spec, run, source = self._descriptor_training_run(name, denoiser)
-        if self.force_retrain or not run.is_complete():
+        if self._must_train(run):
             initial = self.descriptor(spec.init_from, denoiser).model if spec.init_from else None
             train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
             metrics = load_or_compute(run, lambda r: training.train_descriptor(
-                spec, train, validation, self.profile, self.seed, r, source, initial), force=self.force_retrain)
+                spec, train, validation, self.profile, self.seed, r, source, initial), force=True)
+            self._retrained.add(run.key)
         else:
             metrics = run.metrics()
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
