@@ -10,7 +10,7 @@ It ends with the time of one pipeline evaluation (all three HPatches tasks) at t
 profile's test-set scale, on random descriptors; `bench_evaluation.py` covers the full
 split-a scale against a reference-style loop.
 
-    python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard]
+    python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard] [--batch 50]
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ MODELS = {
     "unet": training.DENOISERS["unet"],
     "dncnn": training.DENOISERS["dncnn_adam"],
     "baseline": training.DESCRIPTORS["baseline"],
+    "updated": training.DESCRIPTORS["updated"],
     "deep": training.DESCRIPTORS["deep"],
-    "hard": training.DESCRIPTORS["retrained"],
+    "hard": training.DESCRIPTORS["hard"],
+    "hardnet": training.DESCRIPTORS["hardnet_flip"],
 }
 
 
@@ -41,14 +43,15 @@ def synthetic_bank(points: int, seed: int = 0) -> PatchBank:
     return bank_from_sequences({"v_synthetic": SimpleNamespace(clean=clean, noisy=noisy)})
 
 
-def make_data(spec: object, bank: PatchBank, profile: config.Profile, steps: int):
-    """(model, batches, patches per item) for one spec."""
+def make_data(spec: object, bank: PatchBank, profile: config.Profile, steps: int, batch: int | None = None):
+    """(model, batches, patches per item) for one spec; ``batch`` overrides the profile's batch size."""
     if isinstance(spec, training.DenoiserSpec):
         size = profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size
-        return training.build_denoiser(spec), DenoisingBatches(bank, size, steps), 1
+        return training.build_denoiser(spec), DenoisingBatches(bank, batch or size, steps), 1
     _, trainer = training.build_descriptor_trainer(spec)
-    mode = "triplet" if spec.loss == "triplet" else "pair"
-    return trainer, TripletBatches(bank, profile.batch_size, steps, mode=mode, flip=spec.flip), 3 if mode == "triplet" else 2
+    mode = training.descriptor_mode(spec)
+    batches = TripletBatches(bank, batch or profile.batch_size, steps, mode=mode, flip=spec.flip)
+    return trainer, batches, 3 if mode == "triplet" else 2
 
 
 def time_pipeline(batches, epochs: int) -> float:
@@ -84,12 +87,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
     parser.add_argument("--profile", default="cpu", help="batch sizes come from this profile")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batch", type=int, default=None, help="batch size for every model (default: the profile's)")
     args = parser.parse_args()
     profile = config.get_profile(args.profile)
     bank = synthetic_bank(2048)
     print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'pipeline ms':>13}{'pipeline share':>16}")
     for name in args.models:
-        model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps)
+        model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps, args.batch)
         model.fit(batches, epochs=1, verbose=0)  # warm-up: graph compilation
         start = time.perf_counter()
         model.fit(batches, epochs=args.epochs, verbose=0)
