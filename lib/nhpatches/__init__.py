@@ -38,17 +38,17 @@ def _import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:  # no usable stderr descriptor: import normally
-        import tensorflow  # noqa: F401
-        return
+    except OSError:  # no usable stderr descriptor: import without silencing
+        saved = devnull = None
     try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(devnull, 2)
+        importlib.import_module("tensorflow")
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 _import_tensorflow_quietly()

@@ -156,27 +156,22 @@ class TripletLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")
-class HardTripletLoss(keras.losses.Loss):
+class HardTripletLoss(TripletLoss):
     """R Eq. 4 (Balntas et al. 2016): max(d(a, p) - min(d(a, n), d(p, n)) + margin, 0) per triplet.
 
     The in-triplet anchor swap: the negative is compared with the anchor and with the positive,
-    and the closer of the two counts. y_pred (B, 3, D), y_true ignored.
+    and the closer of the two counts. y_pred (B, 3, D), y_true ignored; margin and distance as
+    TripletLoss.
     """
 
     def __init__(self, margin: float = 1.0, distance: str = "mean_squared", name: str = "hard_triplet_loss",
                  **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
-        _check_margin_and_distance(margin, distance)
-        self.margin, self.distance = float(margin), distance
+        super().__init__(margin=margin, distance=distance, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
         """Per-triplet hinge losses against the harder of the two negative distances. (B, 3, D) -> (B,)."""
         d_pos, d_an, d_pn = triplet_distances(y_pred, self.distance)
         return ops.relu(d_pos - ops.minimum(d_an, d_pn) + self.margin)
-
-    def get_config(self) -> dict:
-        """Config for saving."""
-        return {**super().get_config(), "margin": self.margin, "distance": self.distance}
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")

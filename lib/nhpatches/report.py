@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -18,6 +19,9 @@ import pandas as pd
 
 from nhpatches import config, evaluation
 from nhpatches.cache import atomic_path
+
+if TYPE_CHECKING:  # annotations only: the module itself loads no Keras backend
+    import keras
 
 #: Figure resolution of saved PNGs.
 DPI = 150

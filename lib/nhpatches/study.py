@@ -23,7 +23,7 @@ import pandas as pd
 
 from nhpatches import config, data, embedded, evaluation, report, tasks, training
 from nhpatches.batches import PatchBank, bank_from_sequences, cap_points, with_denoised
-from nhpatches.cache import RunDir, atomic_path, load_or_compute, read_json
+from nhpatches.cache import RunDir, atomic_path, load_or_compute
 
 #: Table 2 of the study: (denoiser, descriptor) pairs in the report's row order.
 TABLE2_PIPELINES: tuple[tuple[str, str], ...] = (
