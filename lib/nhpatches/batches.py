@@ -210,3 +210,29 @@ class TripletBatches(_EpochBatches):
             negative = patches[plan["negative"], plan["negative_image"]]
             inputs.append(as_model_input(flip_patches(negative, plan["negative_flip"])))
         return tuple(inputs), np.zeros(self.batch_size, np.float32)
+
+
+class JointBatches(TripletBatches):
+    """Noisy anchor-positive pairs with their clean patches, for denoise-and-describe training.
+
+    The draw is TripletBatches' "pair" mode (distinct points per batch, shared flip per pair); the
+    inputs are the noisy patches and the targets the matching clean ones, flipped alike.
+    Shape: inputs 2 x (B, P, P, 1) float32 0..255; targets {"descriptors": (B,) zeros (unused),
+    "denoised": (B, 2, P, P, 1) float32 clean}.
+    """
+
+    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, flip: str = "none",
+                 frozen: bool = False) -> None:
+        if bank.noisy is None:
+            raise ValueError("joint training needs noisy patches; the bank has none")
+        super().__init__(bank, batch_size, steps, seed, "pair", flip, "noisy", frozen)
+
+    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+        plan = {name: values[index * self.batch_size:(index + 1) * self.batch_size] for name, values in self._plan.items()}
+        inputs, clean = [], []
+        for image in ("first", "second"):
+            where = (plan["point"], plan[image])
+            inputs.append(as_model_input(flip_patches(self.bank.noisy[where], plan["flip"])))
+            clean.append(as_model_input(flip_patches(self.bank.clean[where], plan["flip"])))
+        targets = {"descriptors": np.zeros(self.batch_size, np.float32), "denoised": np.stack(clean, axis=1)}
+        return tuple(inputs), targets

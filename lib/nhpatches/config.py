@@ -87,6 +87,7 @@ class Profile:
     epochs_retrain: int = 13  # fine-tuning epochs of the "retrained" descriptors (R Table 1)
     dncnn_keep_epoch: int | None = 5  # DnCNN epoch whose weights are kept (R §3.1); None = the last
     descriptor_train_patches: int | None = None  # points per training sequence the descriptors see (None = all)
+    sweep_points: int | None = None  # test points per sequence in the noise sweep (None = all)
 
 
 PROFILES: dict[str, Profile] = {
@@ -98,7 +99,7 @@ PROFILES: dict[str, Profile] = {
         epochs_unet=2, epochs_dncnn=2, epochs_descriptor=2,
         batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8, quality_points=4,
         descriptor_steps_per_epoch=2, descriptor_validation_steps=1, epochs_retrain=1,
-        dncnn_keep_epoch=1, descriptor_train_patches=16,
+        dncnn_keep_epoch=1, descriptor_train_patches=16, sweep_points=4,
     ),
     "cpu": Profile(
         name="cpu", embedded_images=None, embedded_patches=256,
@@ -108,7 +109,7 @@ PROFILES: dict[str, Profile] = {
         epochs_unet=6, epochs_dncnn=4, epochs_descriptor=5,
         batch_size=50, denoiser_batch_size=50, dncnn_batch_size=16, quality_points=8,
         descriptor_steps_per_epoch=24, descriptor_validation_steps=5, epochs_retrain=2,
-        dncnn_keep_epoch=3, descriptor_train_patches=24,
+        dncnn_keep_epoch=3, descriptor_train_patches=24, sweep_points=8,
     ),
     "gpu": Profile(
         name="gpu", embedded_images=None, embedded_patches=1024,

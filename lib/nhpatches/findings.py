@@ -62,9 +62,30 @@ def _row(table: pd.DataFrame, denoiser: str, descriptor: str) -> pd.Series:
 
 
 def _scores(row: pd.Series, metric: str) -> str:
-    """'mean 0.412 (verification 0.601, matching 0.210, retrieval 0.425)' for one row."""
+    """'mean 0.412 (verification 0.601, matching 0.210, retrieval 0.425)' for one row; with a
+    multi-seed table 'mean 0.412 ± 0.008 (...)', the std over the seeds."""
     tasks = ", ".join(f"{t} {row[t]:.3f}" for t in TASKS if t in row.index and t != metric)
-    return f"{metric} {row[metric]:.3f}" + (f" ({tasks})" if tasks else "")
+    std = row.get(f"{metric} std", np.nan)
+    spread = f" ± {std:.3f}" if np.isfinite(std) else ""
+    return f"{metric} {row[metric]:.3f}{spread}" + (f" ({tasks})" if tasks else "")
+
+
+def spread_note(rows: Sequence[pd.Series], differences: Sequence[float], metric: str = "mean") -> str:
+    """Whether differences between rows are larger than the seed spread, as a clause.
+
+    The spread is the largest ``<metric> std`` (over the seeds) of the rows compared; a difference
+    is "larger than the spread" when its size exceeds it. One-seed tables (no finite std) say so.
+    """
+    stds = [float(row.get(f"{metric} std", np.nan)) for row in rows]
+    if not stds or not all(np.isfinite(stds)):
+        return "one seed, so the seed spread is not measured (run with seeds [0, 1, 2])"
+    spread = max(stds)
+    seeds = len(str(rows[0].get("seeds", "")).split(","))
+    larger = [f"{d:+.3f}" for d in differences if abs(d) > spread]
+    within = [f"{d:+.3f}" for d in differences if abs(d) <= spread]
+    parts = ([f"larger than it: {', '.join(larger)}"] if larger else []) + \
+            ([f"within it: {', '.join(within)}"] if within else [])
+    return f"seed spread (largest {metric} std over {seeds} seeds) {spread:.3f}; differences " + "; ".join(parts)
 
 
 # ----- 00: data --------------------------------------------------------------------------------
@@ -105,7 +126,9 @@ def denoising_order(table: pd.DataFrame, denoiser: str = "unet", descriptor: str
     claim = (f"denoising helps the {descriptor} descriptor and clean patches bound it: "
              f"noisy < {denoiser} < clean (by more than {tolerance:g})")
     measured = (f"noisy {_scores(noisy, metric)}; {denoiser} {_scores(denoised, metric)}; "
-                f"clean {_scores(clean, metric)}")
+                f"clean {_scores(clean, metric)}; "
+                + spread_note([noisy, denoised, clean],
+                              [denoised[metric] - noisy[metric], clean[metric] - denoised[metric]], metric))
     return _sentence(claim, measured, holds)
 
 
@@ -228,11 +251,11 @@ def descriptor_variants(table: pd.DataFrame, denoiser: str = "dncnn_adam", metri
     deep_no_better = deep[metric] - base[metric] <= tolerance
     parts = [
         _sentence(f"the updated baseline is worse than the baseline (by more than {tolerance:g} {metric} mAP)",
-                  f"{denoiser} + updated {_scores(updated, metric)} vs baseline {_scores(base, metric)}",
-                  updated_worse),
+                  f"{denoiser} + updated {_scores(updated, metric)} vs baseline {_scores(base, metric)}; "
+                  + spread_note([base, updated], [updated[metric] - base[metric]], metric), updated_worse),
         _sentence(f"the deep baseline is no better than the baseline (within {tolerance:g} {metric} mAP)",
-                  f"{denoiser} + deep {_scores(deep, metric)} vs baseline {_scores(base, metric)}",
-                  deep_no_better),
+                  f"{denoiser} + deep {_scores(deep, metric)} vs baseline {_scores(base, metric)}; "
+                  + spread_note([base, deep], [deep[metric] - base[metric]], metric), deep_no_better),
     ]
     return "\n".join(parts)
 
@@ -247,15 +270,17 @@ def retraining(table: pd.DataFrame, denoisers: Sequence[str] = ("unet", "dncnn_a
     """
     tolerance = _check_tolerance(tolerance)
     _check_metric(table, metric)
-    lines, holds = [], True
+    lines, holds, rows, gains = [], True, [], []
     for denoiser in denoisers:
         base, other = _row(table, denoiser, "baseline"), _row(table, denoiser, descriptor)
         gain = other[metric] - base[metric]
         holds &= gain <= tolerance
+        rows += [base, other]
+        gains.append(gain)
         lines.append(f"{denoiser}: {descriptor} {other[metric]:.3f} vs baseline {base[metric]:.3f} ({gain:+.3f})")
     claim = (f"the {descriptor} baseline does not beat the baseline after any denoiser "
              f"(gain at most {tolerance:g} {metric} mAP)")
-    return _sentence(claim, f"{metric} mAP " + "; ".join(lines), holds)
+    return _sentence(claim, f"{metric} mAP " + "; ".join(lines) + "; " + spread_note(rows, gains, metric), holds)
 
 
 # ----- 06: hard triplet loss ---------------------------------------------------------------------
@@ -271,12 +296,15 @@ def hard_loss(table: pd.DataFrame, denoiser: str = "dncnn_adam",
     tolerance = _check_tolerance(tolerance)
     _check_metric(table, metric)
     base = _row(table, denoiser, "baseline")
-    lines, holds = [], True
+    lines, holds, rows, gains = [], True, [base], []
     for name in variants:
         row = _row(table, denoiser, name)
         gain = row[metric] - base[metric]
         holds &= gain <= tolerance
+        rows.append(row)
+        gains.append(gain)
         lines.append(f"{name} {_scores(row, metric)} ({gain:+.3f})")
+    lines.append(spread_note(rows, gains, metric))
     claim = f"the hard triplet loss does not beat the baseline descriptor (gain at most {tolerance:g} {metric} mAP)"
     measured = f"after {denoiser}: baseline {_scores(base, metric)}; " + "; ".join(lines)
     return _sentence(claim, measured, holds)
@@ -306,7 +334,7 @@ def best_pipeline(table: pd.DataFrame, reference: tuple[str, str] = ("unet", "ba
     ranking = ", ".join(f"{r.denoiser} + {r.descriptor} {r[metric]:.3f}" for _, r in ranked.iterrows())
     measured = (f"best {best.denoiser} + {best.descriptor} {_scores(best, metric)}; "
                 f"{reference[0]} + {reference[1]} {_scores(ref, metric)} ({-margin:+.3f} to the best); "
-                f"ranking by {metric} mAP: {ranking}")
+                f"ranking by {metric} mAP: {ranking}; " + spread_note([best, ref], [margin], metric))
     claim = (f"{reference[0]} + {reference[1]} is still the best of the {len(rows)} pipelines compared "
              f"(within {tolerance:g} {metric} mAP)")
     return _sentence(claim, measured, holds)
@@ -335,7 +363,9 @@ def beyond(table: pd.DataFrame, extensions: Iterable[tuple[str, str]],
     gains = {t: best[t] - ref[t] for t in tasks}
     holds = all(g > tolerance for g in gains.values())
     per_task = ", ".join(f"{t} {best[t]:.3f} vs {ref[t]:.3f} ({g:+.3f})" for t, g in gains.items())
-    measured = f"best extension {best.denoiser} + {best.descriptor} ({metric} {best[metric]:.3f}): {per_task}"
+    spreads = "; ".join(f"{t}: " + spread_note([best, ref], [g], t) for t, g in gains.items())
+    measured = (f"best extension {best.denoiser} + {best.descriptor} ({metric} {best[metric]:.3f}): {per_task}; "
+                + (spreads if np.isfinite(best.get(f"{metric} std", np.nan)) else spread_note([best], [], metric)))
     if "task_files" in table.columns and table["task_files"].nunique() > 1:
         measured += " [warning: the rows used different task files]"
     claim = (f"the best extension beats the report's {reference[0]} + {reference[1]} on every task "
@@ -344,6 +374,6 @@ def beyond(table: pd.DataFrame, extensions: Iterable[tuple[str, str]],
 
 
 __all__ = [
-    "verdict", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
+    "verdict", "spread_note", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
     "mse_vs_mae", "descriptor_variants", "retraining", "hard_loss", "best_pipeline", "beyond",
 ]

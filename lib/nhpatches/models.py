@@ -318,3 +318,41 @@ def count_conv_layers(model: keras.Model) -> int:
     """Number of convolution layers in a model, nested models included (shared ones once)."""
     seen = {id(layer) for layer in _iter_layers(model) if isinstance(layer, _CONV_TYPES)}
     return len(seen)
+
+
+@keras.saving.register_keras_serializable(package="nhpatches")
+class ClipPixels(keras.layers.Layer):
+    """Clip to the 0..255 pixel range, as the study does to a denoiser's output before describing it.
+
+    (The test-time pipeline also truncates to uint8; that step has no gradient and is left out here.)
+    """
+
+    def call(self, inputs):
+        return ops.clip(inputs, 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def build_joint_trainer(denoiser_model: keras.Model, descriptor_model: keras.Model) -> keras.Model:
+    """Extension: denoiser and descriptor trained end to end on noisy anchor-positive pairs.
+
+    Each noisy patch goes through the denoiser, is clipped to 0..255 and described; the outputs are
+    ``descriptors`` (B, 2, D) for the hardest-negative loss and ``denoised`` (B, 2, P, P, 1), the
+    unclipped denoiser outputs, for the λ·MAE term against the clean patches. Both models are shared
+    (their weights are the ones trained).
+    Shape: 2 x (B, P, P, 1) noisy 0..255 -> {"descriptors": (B, 2, D), "denoised": (B, 2, P, P, 1)}
+    """
+    for model, what in ((denoiser_model, "denoiser_model"), (descriptor_model, "descriptor_model")):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"{what} must be a keras.Model, got {type(model)}")
+    shape = tuple(descriptor_model.input_shape[1:])
+    if tuple(denoiser_model.input_shape[1:]) != shape:
+        raise ValueError(f"the denoiser's input {denoiser_model.input_shape} and the descriptor's input "
+                         f"{descriptor_model.input_shape} must have the same patch shape")
+    inputs = [keras.Input(shape=shape, dtype="float32", name=role) for role in ("anchor", "positive")]
+    denoised = [denoiser_model(t) for t in inputs]
+    clip = ClipPixels(name="clip")
+    described = StackDescriptors(name="descriptors")([descriptor_model(clip(d)) for d in denoised])
+    stacked = StackDescriptors(name="denoised")(denoised)
+    return keras.Model(inputs, {"descriptors": described, "denoised": stacked}, name="joint_trainer")

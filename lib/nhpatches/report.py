@@ -158,30 +158,101 @@ def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c != "task_files"] + ["task_files"]]
 
 
-def plot_hpatches_bars(results: Sequence[Mapping]) -> Figure:
-    """HPatches-paper style: one panel per task, a bar group per pipeline, a bar per noise level."""
+#: Columns a seed summary averages (and gives the std of).
+SCORE_COLUMNS: tuple[str, ...] = (*config.TASKS, "mean")
+
+
+def seed_summary(tables: Sequence[pd.DataFrame], seeds: Sequence[int],
+                 keys: Sequence[str] = ("denoiser", "descriptor")) -> pd.DataFrame:
+    """Per-seed tables (same rows) -> one table: score columns averaged over the seeds, a
+    ``<score> std`` column for each (sample std, ddof=1; NaN with one seed) and ``seeds``.
+
+    Other columns are taken from the first seed's table.
+    """
+    if len(tables) != len(seeds) or not tables:
+        raise ValueError(f"need one table per seed, got {len(tables)} tables for seeds {list(seeds)}")
+    keys = list(keys)
+    order = [tuple(row) for row in tables[0][keys].itertuples(index=False)]
+    for seed, table in zip(seeds, tables):
+        if [tuple(row) for row in table[keys].itertuples(index=False)] != order:
+            raise ValueError(f"the table of seed {seed} does not have the same pipelines as the first seed's")
+    scores = [c for c in SCORE_COLUMNS if c in tables[0].columns]
+    stacked = np.stack([table[scores].to_numpy(dtype=float) for table in tables])  # (seeds, rows, scores)
+    out = tables[0].copy()
+    out[scores] = stacked.mean(axis=0)
+    spread = stacked.std(axis=0, ddof=1) if len(tables) > 1 else np.full(stacked.shape[1:], np.nan)
+    position = out.columns.get_loc(scores[-1]) + 1
+    for i, column in enumerate(scores):
+        out.insert(position + i, f"{column} std", spread[:, i])
+    out.insert(position + len(scores), "seeds", ",".join(str(s) for s in seeds))
+    return out
+
+
+def _level_scores(results: Sequence[Mapping]) -> pd.DataFrame:
+    """Tidy per-level mAPs of one seed's results: pipeline, task, noise_level, mAP."""
     frames = []
     for result in results:
         tidy = evaluation.results_to_frame(result)
         tidy["pipeline"] = pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"])
         frames.append(tidy[(tidy.subset == "all") & (tidy.noise_level != "all")])
-    tidy = pd.concat(frames, ignore_index=True)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(results) + 1.8), sharey=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]]) -> Figure:
+    """HPatches-paper style: one panel per task, a bar group per pipeline, a bar per noise level.
+
+    ``results`` is one seed's list of evaluation results, or a list of them per seed (the same
+    pipelines): bars are then the mean over the seeds with error bars of one std.
+    """
+    per_seed = [results] if results and isinstance(results[0], Mapping) else list(results)
+    tidy = pd.concat([_level_scores(r).assign(seed=i) for i, r in enumerate(per_seed)], ignore_index=True)
+    stats = tidy.groupby(["pipeline", "task", "noise_level"], sort=False)["mAP"].agg(["mean", "std"]).reset_index()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(per_seed[0]) + 1.8), sharey=True)
     levels = ["easy", "hard", "tough"]
     colors = {"easy": "#4daf4a", "hard": "#ff7f00", "tough": "#e41a1c"}
     labels = list(dict.fromkeys(tidy["pipeline"]))
     y = np.arange(len(labels))
     for ax, task in zip(axes, config.TASKS):
-        part = tidy[tidy.task == task]
+        part = stats[stats.task == task]
         for i, level in enumerate(levels):
-            values = part[part.noise_level == level].set_index("pipeline").reindex(labels)["mAP"]
-            ax.barh(y + (i - 1) * 0.27, values * 100, height=0.27, color=colors[level], label=level.upper()[0])
-        ax.set_title(f"{task} mAP [%]")
+            values = part[part.noise_level == level].set_index("pipeline").reindex(labels)
+            error = values["std"] * 100 if len(per_seed) > 1 else None
+            ax.barh(y + (i - 1) * 0.27, values["mean"] * 100, height=0.27, color=colors[level],
+                    label=level.upper()[0], xerr=error, error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        title = f"{task} mAP [%]" + (f", mean ± std of {len(per_seed)} seeds" if len(per_seed) > 1 else "")
+        ax.set_title(title, fontsize=10)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(title="noise", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_noise_sweep(sweep: pd.DataFrame, reference_sigmas: Mapping[str, float] | None = None) -> Figure:
+    """mAP against the noise std σ, one panel per task, one line per pipeline.
+
+    ``sweep`` has columns sigma, denoiser, descriptor and the task mAPs (Study.noise_sweep);
+    ``reference_sigmas`` marks σ values with vertical lines (e.g. the easy / hard / tough levels).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
+    labels = list(dict.fromkeys(pipeline_label(d, s) for d, s in zip(sweep.denoiser, sweep.descriptor)))
+    frame = sweep.assign(pipeline=[pipeline_label(d, s) for d, s in zip(sweep.denoiser, sweep.descriptor)])
+    styles = {label: ("--" if label.split(" + ")[1] in ("raw", "sift") else "-") for label in labels}
+    for ax, task in zip(axes, config.TASKS):
+        for label in labels:
+            part = frame[frame.pipeline == label].sort_values("sigma")
+            ax.plot(part.sigma, part[task] * 100, styles[label], marker="o", markersize=3.5, label=label)
+        for name, sigma in (reference_sigmas or {}).items():
+            ax.axvline(sigma, color="0.7", lw=0.8, zorder=0)
+            ax.annotate(name, (sigma, 0.02), xycoords=("data", "axes fraction"), fontsize=7, color="0.45",
+                        ha="right", va="bottom", rotation=90)
+        ax.set_title(f"{task} mAP [%]", fontsize=10)
+        ax.set_xlabel("noise std σ (0..255)")
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(names) + 3) // 4), 1, 1))
     return fig
 
 

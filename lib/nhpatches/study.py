@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from nhpatches import config, data, embedded, evaluation, report, tasks, training
+from nhpatches import config, data, embedded, evaluation, report, sweep, tasks, training
 from nhpatches.batches import PatchBank, bank_from_sequences, cap_points, with_denoised
 from nhpatches.cache import RunDir, atomic_path, load_or_compute
 
@@ -45,6 +45,10 @@ EXTENSION_PIPELINES: tuple[tuple[str, str], ...] = (
 )
 #: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
 INPUT_ONLY = ("none", "clean")
+#: Descriptors with no training (nhpatches.classical): raw pixels and OpenCV's SIFT.
+CLASSICAL_DESCRIPTORS = ("raw", "sift")
+#: Bumped when a classical descriptor's computation changes (part of the evaluation cache key).
+CLASSICAL_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -68,6 +72,10 @@ class Study:
     split: str = "a"
     force_retrain: bool = False
     results_root: Path = dataclasses.field(default_factory=config.results_dir)
+    #: λ of joint denoise-and-describe training (None: the spec's, see training.DESCRIPTORS["hardnet_joint"]).
+    joint_lambda: float | None = None
+    #: Seeds of a multi-seed run (None: just ``seed``); see ``studies`` and ``table``.
+    seeds: tuple[int, ...] | None = None
     #: Runs already retrained by this study object: with force_retrain, each model trains once per study.
     _retrained: set = dataclasses.field(default_factory=set, init=False, repr=False)
 
@@ -77,8 +85,15 @@ class Study:
 
     @classmethod
     def open(cls, profile: str = "cpu", data_dir: str | Path | None = None, seed: int = 0, split: str = "a",
-             force_retrain: bool = False, epochs: int | None = None, **overrides) -> "Study":
+             force_retrain: bool = False, epochs: int | None = None, seeds: "Sequence[int] | None" = None,
+             joint_lambda: float | None = None, **overrides) -> "Study":
         """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once).
+
+        ``seeds`` (e.g. [0, 1, 2]) makes a multi-seed study: every model is trained once per seed
+        (the seed also draws the noise of the training and test patches) and ``table`` gives the
+        mean and std over the seeds; the study itself, its figures and training curves use the first
+        seed (``seed`` is then ignored). ``joint_lambda`` is λ of the joint denoise-and-describe
+        training (notebook 08; None: 0.01, the spec's).
 
         ``epochs`` (when given) replaces the profile's epoch counts of every model (U-Net, DnCNN,
         descriptors; fine-tuning gets round(epochs * 13 / 40), at least 1; DnCNN keeps its last
@@ -93,12 +108,41 @@ class Study:
                          "epochs_retrain": max(1, round(epochs * 13 / 40)), "dncnn_keep_epoch": None,
                          **overrides}
         settings = config.get_profile(profile, **overrides)
+        if seeds is not None:
+            seeds = tuple(seeds)
+            if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+                    or len(set(seeds)) != len(seeds):
+                raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+            seed = seeds[0]
+        if joint_lambda is not None and not (isinstance(joint_lambda, (int, float)) and joint_lambda >= 0):
+            raise ValueError(f"joint_lambda must be a number >= 0 or None, got {joint_lambda!r}")
         if data_dir is None:
             data_dir = embedded_dataset_dir(settings)
         else:
             data_dir = Path(data_dir).expanduser().resolve()
             data.detect_layout(data_dir)  # fails early, naming the path and the expected layout
-        return cls(settings, Path(data_dir), seed, split, force_retrain)
+        return cls(settings, Path(data_dir), seed, split, force_retrain, joint_lambda=joint_lambda, seeds=seeds)
+
+    # ----- seeds ----------------------------------------------------------------------------
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The seeds of this study: ``seeds``, or just ``seed``."""
+        return self.seeds or (self.seed,)
+
+    @functools.cached_property
+    def studies(self) -> tuple["Study", ...]:
+        """One study per seed (this one for the first), sharing data, caches and settings."""
+        return tuple(self if s == self.seed else dataclasses.replace(self, seed=s, seeds=None)
+                     for s in self.seed_list)
+
+    def results(self, pipelines: tuple[tuple[str, str], ...]) -> list[list[dict]]:
+        """Evaluation results of the pipelines, per seed: [seed][pipeline]."""
+        return [[study.evaluate(den, desc) for den, desc in pipelines] for study in self.studies]
+
+    def table(self, pipelines: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+        """Table 2 style mAPs of the pipelines: the mean over the seeds, their std and the seeds used."""
+        return report.seed_summary([report.table2(per_seed) for per_seed in self.results(pipelines)],
+                                   self.seed_list)
 
     # ----- data -----------------------------------------------------------------------------
     @functools.cached_property
@@ -135,7 +179,12 @@ class Study:
         sizes = {name: seq.num_patches for name, seq in self.test_sequences.items()}
         if self.layout != "embedded" and self.profile.test_patches is None:
             return tasks.official_tasks(self.split, sizes, seed=42)
-        clean_ref = {name: seq.clean[0] for name, seq in self.test_sequences.items() if seq.clean is not None}
+        return self._generated_tasks(sizes)
+
+    def _generated_tasks(self, sizes: Mapping[str, int]) -> tasks.TaskSet:
+        """Task files generated (recipes V and R, seed 42) for the first ``sizes[name]`` test points."""
+        clean_ref = {name: seq.clean[0, :sizes[name]] for name, seq in self.test_sequences.items()
+                     if seq.clean is not None}
         # On a small test set, keep two thirds of the points for distractors (the official ratio is 1:2).
         num_queries = min(self.profile.num_queries, sum(sizes.values()) // 3)
         return tasks.load_or_generate_tasks(
@@ -191,13 +240,28 @@ class Study:
         """Cache key of a denoiser's training run (without training it)."""
         return self._denoiser_training_run(denoiser)[1].key
 
-    def descriptor_source(self, descriptor: str, denoiser: str) -> str:
-        """Which patches a descriptor of a pipeline trains on: 'clean', 'noisy' or 'denoised'."""
+    def descriptor_spec(self, descriptor: str) -> training.DescriptorSpec:
+        """A descriptor's spec; for joint training with this study's ``joint_lambda`` when that is set."""
         spec = _lookup(training.DESCRIPTORS, descriptor, "descriptor")
-        if spec.train_on == "clean" or denoiser == "clean":
+        if spec.train_on == "joint" and self.joint_lambda is not None:
+            spec = dataclasses.replace(spec, joint_weight=float(self.joint_lambda))
+        return spec
+
+    def descriptor_source(self, descriptor: str, denoiser: str) -> str:
+        """Which patches a descriptor of a pipeline trains on: 'clean', 'noisy', 'denoised' or 'joint'."""
+        spec = self.descriptor_spec(descriptor)
+        if spec.train_on in ("clean", "noisy"):
+            return spec.train_on
+        if spec.train_on == "joint":
+            if denoiser in INPUT_ONLY:
+                raise ValueError(f"descriptor {descriptor!r} fine-tunes a denoiser jointly; pipeline "
+                                 f"{denoiser!r} has none (expected one of {sorted(training.DENOISERS)})")
+            return "joint"
+        if denoiser == "clean":
             return "clean"
         if spec.train_on != "pipeline":
-            raise ValueError(f"descriptor {descriptor!r}: train_on must be 'pipeline' or 'clean', got {spec.train_on!r}")
+            raise ValueError(f"descriptor {descriptor!r}: train_on must be 'pipeline', 'clean', 'noisy' or "
+                             f"'joint', got {spec.train_on!r}")
         return "noisy" if denoiser == "none" else "denoised"
 
     def _descriptor_training_run(self, descriptor: str, denoiser: str) -> tuple[training.DescriptorSpec, RunDir, str]:
@@ -206,12 +270,12 @@ class Study:
         The key holds the training input (for denoised input, the denoiser's run key) and, for a
         fine-tuned descriptor, the run key of the descriptor it starts from.
         """
-        spec = _lookup(training.DESCRIPTORS, descriptor, "descriptor")
+        spec = self.descriptor_spec(descriptor)
         if denoiser not in INPUT_ONLY:
             _lookup(training.DENOISERS, denoiser, "denoiser")
         source = self.descriptor_source(descriptor, denoiser)
         training_input = {"source": source}
-        if source == "denoised":
+        if source in ("denoised", "joint"):
             training_input.update(denoiser=denoiser, denoiser_key=self.denoiser_run_key(denoiser))
         init = None
         if spec.init_from is not None:
@@ -234,13 +298,28 @@ class Study:
         spec, run, source = self._descriptor_training_run(name, denoiser)
         if self._must_train(run):
             initial = self.descriptor(spec.init_from, denoiser).model if spec.init_from else None
-            train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
-            metrics = load_or_compute(run, lambda r: training.train_descriptor(
-                spec, train, validation, self.profile, self.seed, r, source, initial), force=True)
+            if source == "joint":
+                train, validation = self.descriptor_banks()
+                start = self.denoiser(denoiser).model
+                compute = lambda r: training.train_joint(spec, start, initial, train, validation,  # noqa: E731
+                                                         self.profile, self.seed, r)
+            else:
+                train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
+                compute = lambda r: training.train_descriptor(  # noqa: E731
+                    spec, train, validation, self.profile, self.seed, r, source, initial)
+            metrics = load_or_compute(run, compute, force=True)
             self._retrained.add(run.key)
         else:
             metrics = run.metrics()
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
+
+    def pipeline_denoiser(self, denoiser: str, descriptor: str) -> tuple[keras.Model, str]:
+        """(model, cache key) of the denoiser a pipeline runs: its own fine-tuned copy when the
+        descriptor was trained jointly with it, else the trained ``denoiser``."""
+        if self.descriptor_source(descriptor, denoiser) == "joint":
+            trained = self.descriptor(descriptor, denoiser)
+            return training.load_joint_denoiser(trained.run), trained.run.key
+        return self.denoiser(denoiser).model, self.denoiser_run_key(denoiser)
 
     def descriptor_banks(self, denoiser: str | None = None) -> tuple[PatchBank, PatchBank]:
         """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points
@@ -271,29 +350,44 @@ class Study:
         return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds}
 
     # ----- pipelines ------------------------------------------------------------------------
-    def test_patches(self, denoiser: str) -> dict[str, np.ndarray]:
-        """Test patches as the descriptor sees them: 'clean', 'none' (noisy) or denoised.
+    def test_patches(self, denoiser: str, descriptor: str | None = None) -> dict[str, np.ndarray]:
+        """Test patches as the descriptor sees them: 'clean', 'none' (noisy) or denoised (by the
+        pipeline's own fine-tuned denoiser when ``descriptor`` was trained jointly with it).
 
         Shape: per sequence (16, N, P, P) uint8.
         """
         if denoiser in INPUT_ONLY:
             attribute = "clean" if denoiser == "clean" else "noisy"
             return {name: getattr(seq, attribute) for name, seq in self.test_sequences.items()}
-        run = self._denoised_run(denoiser)
-        load_or_compute(run, lambda r: self._denoise_test(denoiser, r))
+        joint = descriptor is not None and self._is_joint(descriptor, denoiser)
+        run = self._denoised_run(denoiser, self._pipeline_denoiser_key(denoiser, descriptor) if joint else None)
+        model = (lambda: self.pipeline_denoiser(denoiser, descriptor)[0]) if joint else (
+            lambda: self.denoiser(denoiser).model)
+        load_or_compute(run, lambda r: self._denoise_test(model(), r))
         with np.load(run.path / "patches.npz") as stored:
             return {name: stored[name] for name in self.test_sequences}
 
-    def _denoised_run(self, denoiser: str) -> RunDir:
-        """Cache folder of a denoiser's output on the test set."""
-        trained_key = self.denoiser_run_key(denoiser)
-        return RunDir(self.results_root, "denoised_test", {
-            "denoiser": denoiser, "model": trained_key, "test_patches": self.profile.test_patches,
-            "split": self.split, "data": self.fingerprint, "noise_seed": self.seed})
+    def _is_joint(self, descriptor: str, denoiser: str) -> bool:
+        """Whether a pipeline's descriptor was trained jointly with (a copy of) its denoiser."""
+        return descriptor not in CLASSICAL_DESCRIPTORS and self.descriptor_source(descriptor, denoiser) == "joint"
 
-    def _denoise_test(self, denoiser: str, run: RunDir) -> dict:
+    def _pipeline_denoiser_key(self, denoiser: str, descriptor: str | None) -> str | None:
+        """Cache key of the denoiser a pipeline runs (None for the 'none' and 'clean' inputs)."""
+        if denoiser in INPUT_ONLY:
+            return None
+        if descriptor is not None and self._is_joint(descriptor, denoiser):
+            return self.descriptor_run_key(descriptor, denoiser)
+        return self.denoiser_run_key(denoiser)
+
+    def _denoised_run(self, denoiser: str, model_key: str | None = None) -> RunDir:
+        """Cache folder of a denoiser's output on the test set (``model_key``: a joint run's key)."""
+        return RunDir(self.results_root, "denoised_test", {
+            "denoiser": denoiser, "model": model_key or self.denoiser_run_key(denoiser),
+            "test_patches": self.profile.test_patches, "split": self.split, "data": self.fingerprint,
+            "noise_seed": self.seed})
+
+    def _denoise_test(self, model: keras.Model, run: RunDir) -> dict:
         """Denoise every test patch and store them; return the timing."""
-        model = self.denoiser(denoiser).model
         start = time.perf_counter()
         outputs = {name: denoise_patches(model, seq.noisy, self.profile.predict_batch_size)
                    for name, seq in self.test_sequences.items()}
@@ -327,31 +421,95 @@ class Study:
         return {"patches": count, "quality": denoising_quality(clean, noisy, denoised).to_dict(orient="records")}
 
     def evaluate(self, denoiser: str, descriptor: str) -> dict:
-        """HPatches verification / matching / retrieval of one pipeline (cached)."""
+        """HPatches verification / matching / retrieval of one pipeline (cached).
+
+        ``descriptor`` is a name of ``training.DESCRIPTORS`` or a classical one ('raw', 'sift').
+        """
         settings = {"denoiser": denoiser, "descriptor": descriptor,
-                    "denoiser_key": None if denoiser in INPUT_ONLY else self.denoiser_run_key(denoiser),
-                    "descriptor_key": self.descriptor_run_key(descriptor, denoiser),
+                    "denoiser_key": self._pipeline_denoiser_key(denoiser, descriptor),
+                    "descriptor_key": self._descriptor_key(descriptor, denoiser),
                     "tasks": self.tasks.provenance, "test_patches": self.profile.test_patches,
                     "split": self.split, "data": self.fingerprint, "noise_seed": self.seed}
         run = RunDir(self.results_root, "pipelines", settings)
         return load_or_compute(run, lambda r: self._evaluate(denoiser, descriptor))
 
+    def _descriptor_key(self, descriptor: str, denoiser: str) -> str:
+        """Cache key of a pipeline's descriptor: its training run, or the classical method's name."""
+        if descriptor in CLASSICAL_DESCRIPTORS:
+            return f"classical:{descriptor}:{CLASSICAL_VERSION}"
+        return self.descriptor_run_key(descriptor, denoiser)
+
+    def describer(self, descriptor: str, denoiser: str) -> tuple[object, dict]:
+        """(function (K, P, P) uint8 -> (K, D) float32, provenance) of a pipeline's descriptor."""
+        if descriptor in CLASSICAL_DESCRIPTORS:
+            from nhpatches import classical
+
+            return classical.CLASSICAL[descriptor], {"descriptor_source": "none (classical)", "descriptor_epochs": 0}
+        trained = self.descriptor(descriptor, denoiser)
+        model, batch = trained.model, self.profile.predict_batch_size
+        describe = lambda flat: describe_patches(model, flat[None], batch)[0]  # noqa: E731
+        return describe, {"descriptor_source": trained.metrics.get("source"),
+                          "descriptor_epochs": trained.metrics["epochs"]}
+
     def _evaluate(self, denoiser: str, descriptor: str) -> dict:
         """Describe the (denoised) test patches and run the three tasks."""
-        patches = self.test_patches(denoiser)
-        trained = self.descriptor(descriptor, denoiser)
-        model = trained.model
+        patches = self.test_patches(denoiser, descriptor)
+        describe, provenance = self.describer(descriptor, denoiser)
         start = time.perf_counter()
-        descriptors = {name: describe_patches(model, array, self.profile.predict_batch_size)
-                       for name, array in patches.items()}
+        descriptors = {name: describe_each(describe, array) for name, array in patches.items()}
         describe_seconds = time.perf_counter() - start
         results = evaluation.evaluate(descriptors, self.tasks)
         results["pipeline"] = {"denoiser": denoiser, "descriptor": descriptor, "profile": self.profile.name,
-                               "descriptor_source": trained.metrics.get("source"),
-                               "descriptor_epochs": trained.metrics["epochs"],
+                               **provenance, "seed": self.seed,
                                "describe_seconds": describe_seconds, "data_dir": str(self.data_dir),
                                "layout": self.layout}
         return results
+
+    def noise_sweep(self, pipelines: tuple[tuple[str, str], ...],
+                    sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS) -> pd.DataFrame:
+        """mAPs of pipelines on the test set re-noised at each σ (see nhpatches.sweep).
+
+        Uses the first ``profile.sweep_points`` points of every test sequence (all when None), all 16
+        images at the same σ, with task files generated for that subset; every pipeline sees the same
+        draw. Each (σ, pipeline) is cached. One row per σ and pipeline.
+        """
+        points = self.profile.sweep_points
+        clean = {name: seq.clean[:, :points] for name, seq in self.test_sequences.items()}
+        if any(array is None for array in clean.values()):
+            raise ValueError(f"{self.data_dir}: the noise sweep needs the clean test patches")
+        sweep_tasks = self._generated_tasks({name: array.shape[1] for name, array in clean.items()})
+        for denoiser, _ in pipelines:
+            if denoiser == "clean":
+                raise ValueError("the noise sweep re-noises the clean patches: pipeline 'clean' has no meaning "
+                                 "there (use 'none' for no denoiser)")
+        rows = []
+        for sigma in sigmas:
+            noisy = {name: sweep.renoise(array, sigma, data.sequence_noise_seed(self.seed, f"sweep:{name}"))
+                     for name, array in clean.items()}
+            denoised: dict[str | None, dict[str, np.ndarray]] = {None: noisy}
+            for denoiser, descriptor in pipelines:
+                key = self._pipeline_denoiser_key(denoiser, descriptor)
+                run = RunDir(self.results_root, "sweep", {
+                    "sigma": float(sigma), "denoiser": denoiser, "descriptor": descriptor, "denoiser_key": key,
+                    "descriptor_key": self._descriptor_key(descriptor, denoiser), "points": points,
+                    "tasks": sweep_tasks.provenance, "split": self.split, "data": self.fingerprint,
+                    "noise_seed": self.seed, "sweep_noise": sweep.__name__})
+
+                def compute(r: RunDir, denoiser=denoiser, descriptor=descriptor, key=key) -> dict:
+                    if key not in denoised:
+                        model = self.pipeline_denoiser(denoiser, descriptor)[0]
+                        denoised[key] = {name: denoise_patches(model, array, self.profile.predict_batch_size)
+                                         for name, array in noisy.items()}
+                    describe = self.describer(descriptor, denoiser)[0]
+                    descriptors = {name: describe_each(describe, array) for name, array in denoised[key].items()}
+                    return {"summary": evaluation.evaluate(descriptors, sweep_tasks)["summary"]}
+
+                summary = load_or_compute(run, compute)["summary"]
+                rows.append({"sigma": float(sigma), "denoiser": denoiser, "descriptor": descriptor,
+                             "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
+                             "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"],
+                             "task_files": report.task_files_label(sweep_tasks.provenance)})
+        return pd.DataFrame(rows)
 
     def evaluate_many(self, pipelines: tuple[tuple[str, str], ...] = TABLE2_PIPELINES) -> pd.DataFrame:
         """Summary mAPs of several pipelines, one row each."""
@@ -484,6 +642,15 @@ def denoise_patches(model: keras.Model, patches: np.ndarray, batch_size: int) ->
         raise ValueError(f"denoiser {model.name!r} gives non-finite output (NaN or inf): its training diverged; "
                          "retrain it with a smaller learning rate (see training.DENOISERS)")
     return np.clip(output[..., 0], 0, 255).astype(np.uint8).reshape(patches.shape)
+
+
+def describe_each(describe, patches: np.ndarray) -> np.ndarray:
+    """Apply a (K, P, P) -> (K, D) descriptor function to a sequence's patches.
+
+    Shape: (16, N, P, P) uint8 -> (16, N, D) float32
+    """
+    flat = describe(patches.reshape(-1, *patches.shape[-2:]))
+    return np.asarray(flat, np.float32).reshape(*patches.shape[:2], -1)
 
 
 def describe_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import keras
 import pandas as pd
 
 from nhpatches import losses, models
-from nhpatches.batches import DenoisingBatches, PatchBank, TripletBatches
+from nhpatches.batches import DenoisingBatches, JointBatches, PatchBank, TripletBatches
 from nhpatches.cache import RunDir, atomic_path
 from nhpatches.config import Profile
 
@@ -47,8 +47,11 @@ class DescriptorSpec:
 
     ``train_on`` "pipeline" trains on what the pipeline's denoiser gives the descriptor
     (noisy -> denoiser -> clip and truncate to uint8; the noisy patches for the pseudo-denoiser
-    "none" and the clean ones for "clean"), as the report; "clean" trains on clean patches
-    whatever the pipeline. ``init_from`` names the descriptor whose trained weights (for the same
+    "none" and the clean ones for "clean"), as the report; "clean" trains on clean patches and
+    "noisy" on noisy ones whatever the pipeline. "joint" (extension) fine-tunes the pipeline's
+    denoiser together with the descriptor, end to end on noisy pairs, with the loss
+    descriptor loss + ``joint_weight`` x MAE(denoised, clean); the pipeline then uses that
+    fine-tuned denoiser. ``init_from`` names the descriptor whose trained weights (for the same
     pipeline) are fine-tuned for ``profile.epochs_retrain`` epochs instead of training from scratch.
     """
 
@@ -62,9 +65,10 @@ class DescriptorSpec:
     margin: float = 1.0
     optimizer: str = "sgd"
     learning_rate: float = 0.1
-    train_on: str = "pipeline"  # "pipeline" or "clean"
+    train_on: str = "pipeline"  # "pipeline", "clean", "noisy" or "joint"
     init_from: str | None = None
     family: str = "report"  # "report" or "extension"
+    joint_weight: float = 0.0  # train_on="joint" only: λ of the λ·MAE term on the denoiser's output
 
 
 _SGD_COURSEWORK = {"optimizer": "sgd", "learning_rate": 1e-5, "momentum": 0.9, "nesterov": True}
@@ -105,6 +109,19 @@ DESCRIPTORS: dict[str, DescriptorSpec] = {
                        optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
         DescriptorSpec("hardnet_triplet", network="hardnet", loss="triplet", distance="euclidean",
                        optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
+        # Training-data ablation of hardnet_flip: the same descriptor trained on noisy, or on the
+        # pipeline's denoised patches, instead of clean ones.
+        *(DescriptorSpec(f"hardnet_flip_{data}", network="hardnet", loss="hardest_negative", flip="random",
+                         optimizer="adam", learning_rate=1e-3, train_on=train_on, family="extension")
+          for data, train_on in (("noisy", "noisy"), ("denoised", "pipeline"))),
+        # Joint denoise-and-describe (notebook 08): hardnet_flip and the pipeline's denoiser fine-tuned
+        # end to end, and its two-stage control: the same fine-tuning steps with the denoiser frozen.
+        DescriptorSpec("hardnet_joint", network="hardnet", loss="hardest_negative", flip="random",
+                       optimizer="adam", learning_rate=1e-3, train_on="joint", init_from="hardnet_flip",
+                       joint_weight=0.01, family="extension"),
+        DescriptorSpec("hardnet_two_stage", network="hardnet", loss="hardest_negative", flip="random",
+                       optimizer="adam", learning_rate=1e-3, train_on="pipeline", init_from="hardnet_flip",
+                       family="extension"),
     )
 }
 
@@ -218,6 +235,57 @@ def train_descriptor(spec: DescriptorSpec, train: PatchBank, validation: PatchBa
     metrics["source"] = source
     metrics["init_from"] = spec.init_from
     return metrics
+
+
+def build_joint_trainer(spec: DescriptorSpec, denoiser: keras.Model,
+                        descriptor: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
+    """(denoiser copy, descriptor copy, compiled joint trainer) for end-to-end fine-tuning.
+
+    Loss: spec's hardest-negative loss on the descriptors + ``spec.joint_weight`` x MAE of the
+    denoiser's output against the clean patches. With weight 0 the denoiser is still trained,
+    through the descriptor loss alone.
+    """
+    if spec.train_on != "joint" or spec.loss != "hardest_negative":
+        raise ValueError(f"descriptor {spec.name!r}: joint training needs train_on='joint' and the "
+                         f"'hardest_negative' loss, got train_on={spec.train_on!r}, loss={spec.loss!r}")
+    if not spec.joint_weight >= 0:
+        raise ValueError(f"descriptor {spec.name!r}: joint_weight must be >= 0, got {spec.joint_weight!r}")
+    denoiser_copy = keras.models.clone_model(denoiser)
+    denoiser_copy.set_weights(denoiser.get_weights())
+    descriptor_copy = build_descriptor_network(spec)
+    descriptor_copy.set_weights(descriptor.get_weights())
+    trainer = models.build_joint_trainer(denoiser_copy, descriptor_copy)
+    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
+                    loss={"descriptors": losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap),
+                          "denoised": losses.mean_absolute_error},
+                    loss_weights={"descriptors": 1.0, "denoised": float(spec.joint_weight)})
+    return denoiser_copy, descriptor_copy, trainer
+
+
+def train_joint(spec: DescriptorSpec, denoiser: keras.Model, descriptor: keras.Model, train: PatchBank,
+                validation: PatchBank, profile: Profile, seed: int, run: RunDir) -> dict:
+    """Fine-tune a denoiser and a descriptor end to end (see build_joint_trainer) for
+    ``profile.epochs_retrain`` epochs of ``descriptor_steps_per_epoch`` batches of noisy pairs;
+    save the descriptor as ``model.keras`` and the denoiser as ``denoiser.keras`` in ``run``."""
+    keras.utils.set_random_seed(seed)
+    denoiser_copy, descriptor_copy, trainer = build_joint_trainer(spec, denoiser, descriptor)
+    train_data = JointBatches(train, profile.batch_size, profile.descriptor_steps_per_epoch, seed, spec.flip)
+    val_data = JointBatches(validation, min(profile.batch_size, validation.num_points),
+                            profile.descriptor_validation_steps, seed + 1, spec.flip, frozen=True)
+    metrics = _fit_and_save(descriptor_copy, trainer, train_data, val_data, descriptor_epochs(spec, profile), 2, run)
+    with atomic_path(run.file("denoiser.keras")) as tmp:
+        denoiser_copy.save(tmp)
+    metrics.update(source="noisy", init_from=spec.init_from, joint_weight=float(spec.joint_weight))
+    return metrics
+
+
+def load_joint_denoiser(run: RunDir) -> keras.Model:
+    """The fine-tuned denoiser of a finished joint run."""
+    path = run.path / "denoiser.keras"
+    if not run.is_complete() or not path.is_file():
+        raise FileNotFoundError(f"{run.path}: no finished joint training run (expected denoiser.keras, "
+                                "model.keras and metrics.json)")
+    return keras.models.load_model(path, compile=False)
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -1,0 +1,187 @@
+"""Beyond the report: the noise sweep's noise, joint denoise-and-describe, the training-data
+ablation and multi-seed tables (notebook 08, issue 9)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nhpatches import findings, models, report, sweep, training
+from nhpatches.batches import JointBatches, bank_from_sequences
+from nhpatches.study import Study
+
+FAST = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_dncnn=1, dncnn_keep_epoch=None,
+            epochs_descriptor=1, epochs_retrain=1, descriptor_steps_per_epoch=1, descriptor_validation_steps=1)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Results, data and figures under tmp_path."""
+    for name in ("RESULTS", "DATA", "FIGURES"):
+        monkeypatch.setenv(f"NHPATCHES_{name}", str(tmp_path / name.lower()))
+    return tmp_path
+
+
+# ----- the noise sweep ---------------------------------------------------------------------------
+
+def test_sweep_noise_known_answer() -> None:
+    """noisy = clip(floor(clean + σ z + 0.5)) with z of default_rng([seed, image]); σ = 0 gives the clean."""
+    clean = np.full((16, 3, 4, 4), 128, np.uint8)
+    clean[5] = 250  # an image near the top of the range: clipping
+    noisy = sweep.renoise(clean, 10.0, seed=7)
+    for image in (0, 5, 15):
+        z = np.random.default_rng([7, image]).standard_normal((3, 4, 4), dtype=np.float32)
+        expected = np.clip(np.floor(clean[image].astype(np.float32) + np.float32(10.0) * z + 0.5), 0, 255)
+        np.testing.assert_array_equal(noisy[image], expected.astype(np.uint8))
+    assert noisy[5].max() == 255 and noisy.dtype == np.uint8
+    np.testing.assert_array_equal(sweep.renoise(clean, 0.0, seed=7), clean)
+    # The same draw at every σ: the deviation scales with σ (up to rounding).
+    low = sweep.renoise(clean, 10.0, seed=7)[0].astype(int) - 128
+    high = sweep.renoise(clean, 20.0, seed=7)[0].astype(int) - 128
+    assert np.abs(high - 2 * low).max() <= 2 and np.abs(low).max() > 2
+    assert not np.array_equal(sweep.renoise(clean, 10.0, seed=8), noisy)
+
+
+def test_sweep_noise_std_and_bad_input() -> None:
+    """The added noise has the asked std; bad σ, dtype or shape are refused."""
+    clean = np.full((16, 64, 32, 32), 128, np.uint8)
+    deviation = sweep.renoise(clean, 35.0, seed=0).astype(float) - 128
+    assert abs(deviation.std() - 35.0) < 0.5 and abs(deviation.mean()) < 0.5
+    with pytest.raises(ValueError, match="sigma"):
+        sweep.renoise(clean, -1.0, seed=0)
+    with pytest.raises(ValueError, match="uint8"):
+        sweep.renoise(clean.astype(np.float32), 10.0, seed=0)
+    with pytest.raises(ValueError, match=r"\(16, N, P, P\)"):
+        sweep.renoise(clean[:3], 10.0, seed=0)
+
+
+# ----- joint denoise-and-describe ----------------------------------------------------------------
+
+def _joint_spec(weight: float) -> training.DescriptorSpec:
+    return dataclasses.replace(training.DESCRIPTORS["hardnet_joint"], joint_weight=weight)
+
+
+def test_joint_gradients_reach_the_denoiser_at_lambda_zero() -> None:
+    """With λ = 0 the denoiser still trains, through the descriptor loss alone; the originals stay put."""
+    rng = np.random.default_rng(0)
+    unet, hardnet = models.build_unet(), models.build_hardnet()
+    before = [w.copy() for w in unet.get_weights()]
+    denoiser, descriptor, trainer = training.build_joint_trainer(_joint_spec(0.0), unet, hardnet)
+    noisy = [rng.uniform(0, 255, (8, 32, 32, 1)).astype(np.float32) for _ in range(2)]
+    targets = {"descriptors": np.zeros(8, np.float32), "denoised": np.zeros((8, 2, 32, 32, 1), np.float32)}
+    logs = trainer.train_on_batch(noisy, targets, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    moved = [not np.allclose(a, b) for a, b in zip(before, denoiser.get_weights())]
+    assert all(moved), "every denoiser weight should get a gradient from the descriptor loss"
+    for original, copy in zip(before, unet.get_weights()):
+        np.testing.assert_array_equal(original, copy)  # the trained denoiser passed in is not modified
+    assert descriptor is not hardnet
+
+
+def test_joint_lambda_weights_the_mae_term() -> None:
+    """The total loss is the descriptor loss + λ · MAE(denoised, clean)."""
+    rng = np.random.default_rng(1)
+    noisy = [rng.uniform(0, 255, (6, 32, 32, 1)).astype(np.float32) for _ in range(2)]
+    targets = {"descriptors": np.zeros(6, np.float32), "denoised": np.full((6, 2, 32, 32, 1), 100.0, np.float32)}
+    unet, hardnet = models.build_unet(), models.build_hardnet()
+    _, _, trainer = training.build_joint_trainer(_joint_spec(0.5), unet, hardnet)
+    logs = trainer.evaluate(noisy, targets, batch_size=6, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(logs["descriptors_loss"] + 0.5 * logs["denoised_loss"], rel=1e-4)
+    with pytest.raises(ValueError, match="joint_weight"):
+        training.build_joint_trainer(_joint_spec(-1.0), unet, hardnet)
+    with pytest.raises(ValueError, match="train_on='joint'"):
+        training.build_joint_trainer(training.DESCRIPTORS["hardnet_flip"], unet, hardnet)
+
+
+def test_joint_batches_flip_noisy_and_clean_alike() -> None:
+    """Inputs are noisy pairs of one point; the targets are the same patches' clean versions."""
+    rng = np.random.default_rng(2)
+    clean = rng.integers(0, 256, (16, 12, 8, 8), dtype=np.uint8)
+    noisy = (clean // 2).astype(np.uint8)  # a recognisable "noise": noisy = clean // 2 everywhere
+    bank = bank_from_sequences({"v_x": type("S", (), {"clean": clean, "noisy": noisy})()})
+    batches = JointBatches(bank, batch_size=6, steps=2, seed=3, flip="random")
+    (anchor, positive), targets = batches[1]
+    assert anchor.shape == (6, 8, 8, 1) and targets["denoised"].shape == (6, 2, 8, 8, 1)
+    np.testing.assert_array_equal(anchor, np.floor(targets["denoised"][:, 0] / 2))
+    np.testing.assert_array_equal(positive, np.floor(targets["denoised"][:, 1] / 2))
+    assert (batches._plan["flip"] != 0).any()
+
+
+def test_joint_and_ablation_pipelines(isolated) -> None:
+    """The joint pipeline uses its own fine-tuned denoiser; the ablation descriptors train on what they say."""
+    study = Study.open("smoke", **FAST)
+    assert study.descriptor_source("hardnet_flip", "unet_adam") == "clean"
+    assert study.descriptor_source("hardnet_flip_noisy", "unet_adam") == "noisy"
+    assert study.descriptor_source("hardnet_flip_denoised", "unet_adam") == "denoised"
+    assert study.descriptor_source("hardnet_joint", "unet_adam") == "joint"
+    with pytest.raises(ValueError, match="fine-tunes a denoiser"):
+        study.descriptor_source("hardnet_joint", "none")
+    joint = study.descriptor("hardnet_joint", "unet_adam")
+    assert joint.metrics["init_from"] == "hardnet_flip" and joint.metrics["joint_weight"] == 0.01
+    tuned, key = study.pipeline_denoiser("unet_adam", "hardnet_joint")
+    original = study.denoiser("unet_adam").model
+    assert key == joint.run.key
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights()))
+    noisy = next(iter(study.test_sequences.values())).noisy
+    name = next(iter(study.test_sequences))
+    assert not np.array_equal(study.test_patches("unet_adam", "hardnet_joint")[name],
+                              study.test_patches("unet_adam")[name])
+    assert study.test_patches("unet_adam")[name].shape == noisy.shape
+    # λ is part of the key; the two-stage control keeps the denoiser
+    other = Study.open("smoke", joint_lambda=0.0, **FAST)
+    assert other.descriptor_run_key("hardnet_joint", "unet_adam") != joint.run.key
+    assert other.descriptor_spec("hardnet_joint").joint_weight == 0.0
+    assert study.pipeline_denoiser("unet_adam", "hardnet_two_stage")[1] == study.denoiser_run_key("unet_adam")
+
+
+def test_noise_sweep_rows_and_cache(isolated) -> None:
+    """One row per σ and pipeline, scores in [0, 1]; a second call reads the cache."""
+    study = Study.open("smoke", **FAST)
+    pipelines = (("none", "hardnet_flip"), ("unet_adam", "hardnet_flip"))
+    frame = study.noise_sweep(pipelines, sigmas=(0.0, 50.0))
+    assert list(frame.sigma) == [0.0, 0.0, 50.0, 50.0]
+    assert frame[["verification", "matching", "retrieval"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert frame.equals(study.noise_sweep(pipelines, sigmas=(0.0, 50.0)))
+    with pytest.raises(ValueError, match="clean"):
+        study.noise_sweep((("clean", "hardnet_flip"),))
+
+
+# ----- seeds -------------------------------------------------------------------------------------
+
+def _table(values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"denoiser": ["a", "b"], "descriptor": ["x", "y"], "verification": values,
+                         "matching": values, "retrieval": values, "mean": values, "task_files": "t"})
+
+
+def test_seed_summary_mean_and_std() -> None:
+    """Scores are averaged over the seeds with their sample std; one seed gives NaN std."""
+    table = report.seed_summary([_table([0.1, 0.5]), _table([0.3, 0.5]), _table([0.2, 0.5])], [0, 1, 2])
+    assert table["mean"].tolist() == pytest.approx([0.2, 0.5])
+    assert table["mean std"].tolist() == pytest.approx([0.1, 0.0])
+    assert table["seeds"].iloc[0] == "0,1,2" and table.columns[-1] == "task_files"
+    assert report.seed_summary([_table([0.1, 0.5])], [0])["mean std"].isna().all()
+    swapped = _table([0.1, 0.5]).iloc[::-1].reset_index(drop=True)
+    with pytest.raises(ValueError, match="same pipelines"):
+        report.seed_summary([_table([0.1, 0.5]), swapped], [0, 1])
+
+
+def test_spread_note_says_which_differences_exceed_the_spread() -> None:
+    """A difference counts as larger than the spread when its size exceeds the larger std."""
+    table = report.seed_summary([_table([0.10, 0.50]), _table([0.14, 0.52])], [0, 1])
+    rows = [table.iloc[0], table.iloc[1]]
+    note = findings.spread_note(rows, [0.38, 0.01])
+    assert "over 2 seeds" in note and "larger than it: +0.380" in note and "within it: +0.010" in note
+    assert "not measured" in findings.spread_note([_table([0.1, 0.5]).iloc[0]], [0.2])
+
+
+def test_seeds_are_checked_and_make_one_study_each(isolated) -> None:
+    """seeds=[...] gives one study per seed, the first being the study itself."""
+    study = Study.open("smoke", seeds=[3, 1], **FAST)
+    assert study.seed == 3 and [s.seed for s in study.studies] == [3, 1] and study.studies[0] is study
+    assert study.studies[1].descriptor_run_key("baseline", "none") != study.descriptor_run_key("baseline", "none")
+    for bad in ([], [1, 1], [-1], [0.5]):
+        with pytest.raises(ValueError, match="seeds"):
+            Study.open("smoke", seeds=bad, **FAST)
