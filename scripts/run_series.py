@@ -5,6 +5,10 @@ figures/<profile>/. Models and evaluations are cached under results/, so a rerun
 only executes what changed.
 
     python scripts/run_series.py --profile cpu [--data-dir PATH] [--seed 0] [--only 02 03]
+    python scripts/run_series.py --profile cpu --seeds 0 1 2   # tables as mean ± std over 3 seeds
+
+With several seeds every model is trained once per seed, and the figures and tables go to
+figures/<profile>_seeds_<s1>_<s2>_.../ beside the one-seed ones.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--data-dir", default=None, help="hpatches-release or N-HPatches folder (default: embedded)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="several seeds: every model once per seed, tables as mean ± std (e.g. --seeds 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="train every model for this many epochs (default: the profile's counts)")
     parser.add_argument("--split", default="a")
@@ -55,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print(f"no notebooks selected under {ROOT / 'notebooks'}", file=sys.stderr)
         return 2
-    output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / args.profile
+    tag = args.profile if not args.seeds or len(args.seeds) == 1 else \
+        f"{args.profile}_seeds_" + "_".join(str(s) for s in args.seeds)
+    output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / tag
     output_dir.mkdir(parents=True, exist_ok=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None  # kernels run in notebooks/
     parameters = {"profile": args.profile, "data_dir": data_dir, "seed": args.seed, "split": args.split,
-                  "force_retrain": args.force_retrain, "epochs": args.epochs}
+                  "force_retrain": args.force_retrain, "epochs": args.epochs, "seeds": args.seeds}
     total = time.perf_counter()
     for notebook in notebooks:
         start = time.perf_counter()
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(failure_summary(notebook, output_dir / notebook.name, error), file=sys.stderr)
             return 1
         print(f"{notebook.name}: {time.perf_counter() - start:7.1f} s", flush=True)
-    print(f"series ({args.profile}): {time.perf_counter() - total:.1f} s; executed notebooks in {output_dir}")
+    print(f"series ({tag}): {time.perf_counter() - total:.1f} s; executed notebooks in {output_dir}")
     return 0
 
 

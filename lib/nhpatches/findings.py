@@ -374,6 +374,57 @@ def beyond(table: pd.DataFrame, extensions: Iterable[tuple[str, str]],
 
 
 __all__ = [
-    "verdict", "spread_note", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
+    "verdict", "spread_note", "task_winners", "sweep_crossovers", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
     "mse_vs_mae", "descriptor_variants", "retraining", "hard_loss", "best_pipeline", "beyond",
 ]
+
+
+def task_winners(table: pd.DataFrame, exclude_denoisers: Sequence[str] = ("clean",)) -> str:
+    """Which pipeline wins each task, by how much over the runner-up, beside the seed spread.
+
+    Pipelines whose denoiser is in ``exclude_denoisers`` (the clean-input upper bound) do not compete.
+    """
+    rows = table[~table["denoiser"].isin(list(exclude_denoisers))]
+    if len(rows) < 2:
+        raise ValueError(f"need at least two competing pipelines, got {len(rows)}")
+    lines = []
+    for task in [t for t in (*TASKS, "mean") if t in rows.columns]:
+        ranked = rows.sort_values(task, ascending=False)
+        first, second = ranked.iloc[0], ranked.iloc[1]
+        margin = first[task] - second[task]
+        lines.append(f"{task}: {first.denoiser} + {first.descriptor} {first[task]:.3f} wins over "
+                     f"{second.denoiser} + {second.descriptor} {second[task]:.3f} by {margin:.3f}; "
+                     + spread_note([first, second], [margin], task))
+    return "\n".join(lines)
+
+
+def sweep_crossovers(sweep: pd.DataFrame, denoised: tuple[str, str], noisy: tuple[str, str],
+                     classical: tuple[str, str] = ("none", "sift"), metric: str = "mean") -> str:
+    """Where, along the noise sweep, denoising starts to pay and learned descriptors stop beating SIFT.
+
+    ``denoised`` and ``noisy`` are the same descriptor with and without the denoiser; the learned
+    pipelines are every one whose descriptor is not 'raw' or 'sift'. σ values are the sweep's.
+    """
+    for column in ("sigma", "denoiser", "descriptor", metric):
+        if column not in sweep.columns:
+            raise ValueError(f"the sweep table needs a {column!r} column; columns: {list(sweep.columns)}")
+
+    def curve(pipeline: tuple[str, str]) -> pd.Series:
+        part = sweep[(sweep.denoiser == pipeline[0]) & (sweep.descriptor == pipeline[1])]
+        if part.empty:
+            raise ValueError(f"pipeline {pipeline[0]} + {pipeline[1]} is not in the sweep")
+        return part.set_index("sigma")[metric].sort_index()
+
+    with_denoiser, without = curve(denoised), curve(noisy)
+    pays = with_denoiser[with_denoiser > without]
+    first = (f"denoising ({denoised[0]}) pays from σ = {pays.index.min():g} on "
+             f"({with_denoiser[pays.index.min()]:.3f} vs {without[pays.index.min()]:.3f} {metric} mAP)"
+             if not pays.empty else f"denoising ({denoised[0]}) never pays up to σ = {with_denoiser.index.max():g}")
+    learned = sweep[~sweep.descriptor.isin(["raw", "sift"])].groupby("sigma")[metric].max().sort_index()
+    sift = curve(classical)
+    lost = learned[learned <= sift.reindex(learned.index)]
+    second = (f"the best learned pipeline falls to SIFT's level at σ = {lost.index.min():g} "
+              f"({learned[lost.index.min()]:.3f} vs {sift[lost.index.min()]:.3f})" if not lost.empty else
+              f"the best learned pipeline beats SIFT at every σ up to {learned.index.max():g} "
+              f"(smallest lead {(learned - sift.reindex(learned.index)).min():+.3f} {metric} mAP)")
+    return f"{first}; {second}."

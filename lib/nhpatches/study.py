@@ -43,6 +43,39 @@ EXTENSION_PIPELINES: tuple[tuple[str, str], ...] = (
     ("unet_adam", "hardnet_flip"),
     ("clean", "hardnet"),
 )
+#: Notebook 08's table: classical baselines, the extensions, the joint pipeline and the report's rows.
+BEYOND_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("none", "raw"),
+    ("none", "sift"),
+    ("unet_adam", "sift"),
+    ("none", "hardnet_flip"),
+    *EXTENSION_PIPELINES,
+    ("unet_adam", "hardnet_joint"),
+    ("unet", "baseline"),
+    ("clean", "baseline"),
+)
+#: Training-data ablation (notebook 08): one descriptor trained on clean, noisy or denoised patches,
+#: each tested on the denoiser's output.
+ABLATION_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("unet_adam", "hardnet_flip"),
+    ("unet_adam", "hardnet_flip_noisy"),
+    ("unet_adam", "hardnet_flip_denoised"),
+)
+#: Joint denoise-and-describe against two-stage training with the same number of steps (notebook 08).
+JOINT_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("unet_adam", "hardnet_flip"),
+    ("unet_adam", "hardnet_two_stage"),
+    ("unet_adam", "hardnet_joint"),
+)
+#: The noise sweep's pipelines (notebook 08).
+SWEEP_PIPELINES: tuple[tuple[str, str], ...] = (
+    ("none", "raw"),
+    ("none", "sift"),
+    ("unet", "baseline"),
+    ("none", "hardnet_flip"),
+    ("unet_adam", "hardnet_flip"),
+    ("unet_adam", "hardnet_joint"),
+)
 #: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
 INPUT_ONLY = ("none", "clean")
 #: Descriptors with no training (nhpatches.classical): raw pixels and OpenCV's SIFT.
@@ -134,6 +167,47 @@ class Study:
         """One study per seed (this one for the first), sharing data, caches and settings."""
         return tuple(self if s == self.seed else dataclasses.replace(self, seed=s, seeds=None)
                      for s in self.seed_list)
+
+    @property
+    def figures(self) -> str:
+        """Name of the figures folder of this run: the profile, plus the seeds when there are several."""
+        if len(self.seed_list) == 1:
+            return self.profile.name
+        return f"{self.profile.name}_seeds_" + "_".join(str(s) for s in self.seed_list)
+
+    def facts(self, denoiser: str, descriptor: str) -> dict:
+        """What a pipeline's models are, without training them: the descriptor's training data, loss
+        and epochs, the denoiser's kept epoch and the seeds."""
+        seeds = ",".join(str(s) for s in self.seed_list)
+        den_epochs = "-" if denoiser in INPUT_ONLY else str(training.denoiser_epochs(
+            _lookup(training.DENOISERS, denoiser, "denoiser"), self.profile)[1])
+        if descriptor in CLASSICAL_DESCRIPTORS:
+            return {"training data": "none (no training)", "loss": "-", "denoiser epochs": den_epochs,
+                    "descriptor epochs": "-", "seeds": seeds}
+        spec = self.descriptor_spec(descriptor)
+        source = self.descriptor_source(descriptor, denoiser)
+        data_text = {"denoised": f"denoised by {denoiser}", "clean": "clean", "noisy": "noisy",
+                     "joint": f"noisy, through {denoiser} fine-tuned jointly"}[source]
+        loss = {"triplet": "triplet (Eq. 2)", "hard_triplet": "hard triplet (Eq. 4)",
+                "hardest_negative": "hardest negative (HardNet)"}[spec.loss]
+        if source == "joint":
+            loss += f" + {spec.joint_weight:g}·MAE"
+        epochs, parent = str(training.descriptor_epochs(spec, self.profile)), spec.init_from
+        while parent is not None:  # fine-tuned: the parent's epochs first
+            parent_spec = self.descriptor_spec(parent)
+            epochs = f"{training.descriptor_epochs(parent_spec, self.profile)} ({parent}) + {epochs}"
+            parent = parent_spec.init_from
+        return {"training data": data_text, "loss": loss, "denoiser epochs": den_epochs,
+                "descriptor epochs": epochs, "seeds": seeds}
+
+    def with_facts(self, table: pd.DataFrame) -> pd.DataFrame:
+        """A pipeline table with ``facts`` columns inserted after its descriptor column."""
+        facts = pd.DataFrame([self.facts(d, s) for d, s in zip(table.denoiser, table.descriptor)])
+        position = table.columns.get_loc("descriptor") + 1
+        out = table.drop(columns=[c for c in facts.columns if c in table.columns])
+        for i, column in enumerate(facts.columns):
+            out.insert(position + i, column, facts[column].to_numpy())
+        return out
 
     def results(self, pipelines: tuple[tuple[str, str], ...]) -> list[list[dict]]:
         """Evaluation results of the pipelines, per seed: [seed][pipeline]."""
@@ -533,13 +607,18 @@ class Study:
             rows[f"{image} noisy"] = seq.noisy[index, :columns]
         return rows
 
-    def denoised_examples(self, denoiser: str, columns: int = 8) -> dict[str, np.ndarray]:
-        """Noisy, denoised and clean versions of the same test patches, cycling easy / hard / tough."""
+    def denoised_examples(self, denoiser: str, columns: int = 8, descriptor: str | None = None) -> dict[str, np.ndarray]:
+        """Noisy, denoised and clean versions of the same test patches, cycling easy / hard / tough.
+
+        With a jointly trained ``descriptor``, the denoised row is its fine-tuned denoiser's output.
+        """
         name = next(iter(self.test_sequences))
-        seq, denoised = self.test_sequences[name], self.test_patches(denoiser)[name]
+        seq, denoised = self.test_sequences[name], self.test_patches(denoiser, descriptor)[name]
         images = [config.image_index(f"{'eht'[c % 3]}{1 + (c // 3) % 5}") for c in range(columns)]
         points = np.arange(columns) % seq.num_patches
-        return {"noisy": seq.noisy[images, points], denoiser: denoised[images, points],
+        label = denoiser if descriptor is None or not self._is_joint(descriptor, denoiser) else \
+            f"{denoiser} (tuned with {descriptor})"
+        return {"noisy": seq.noisy[images, points], label: denoised[images, points],
                 "clean": seq.clean[images, points]}
 
     def compare_denoisers(self, names: tuple[str, ...]) -> pd.DataFrame:
