@@ -185,3 +185,13 @@ def test_seeds_are_checked_and_make_one_study_each(isolated) -> None:
     for bad in ([], [1, 1], [-1], [0.5]):
         with pytest.raises(ValueError, match="seeds"):
             Study.open("smoke", seeds=bad, **FAST)
+
+
+def test_descriptor_loss_part_of_a_joint_history() -> None:
+    """A joint history's descriptor-loss columns replace its total loss; other histories pass through."""
+    joint = pd.DataFrame({"epoch": [1, 2], "loss": [5.0, 4.0], "descriptors_loss": [0.9, 0.8],
+                          "denoised_loss": [400.0, 320.0], "val_loss": [6.0, 5.0], "val_descriptors_loss": [1.0, 0.9]})
+    part = report.descriptor_loss_part(joint)
+    assert part["loss"].tolist() == [0.9, 0.8] and part["val_loss"].tolist() == [1.0, 0.9]
+    plain = pd.DataFrame({"epoch": [1], "loss": [0.7]})
+    assert report.descriptor_loss_part(plain) is plain

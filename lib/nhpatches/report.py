@@ -102,6 +102,15 @@ def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss"
     return fig
 
 
+def descriptor_loss_part(history: pd.DataFrame) -> pd.DataFrame:
+    """A joint run's history with its descriptor-loss columns as ``loss`` / ``val_loss`` (its total
+    loss also holds the λ·MAE term); other histories unchanged. For comparable loss curves."""
+    if "descriptors_loss" not in history.columns:
+        return history
+    parts = {"descriptors_loss": "loss", "val_descriptors_loss": "val_loss"}
+    return history.drop(columns=[c for c in parts.values() if c in history.columns]).rename(columns=parts)
+
+
 def pipeline_label(denoiser: str, descriptor: str) -> str:
     """Readable name of a pipeline, e.g. 'unet + baseline'."""
     return f"{denoiser} + {descriptor}"

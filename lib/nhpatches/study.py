@@ -621,6 +621,13 @@ class Study:
         return {"noisy": seq.noisy[images, points], label: denoised[images, points],
                 "clean": seq.clean[images, points]}
 
+    def joint_examples(self, denoiser: str, descriptor: str, columns: int = 8) -> dict[str, np.ndarray]:
+        """Noisy, ``denoiser``'s output, its copy tuned jointly with ``descriptor``, and clean patches."""
+        before = self.denoised_examples(denoiser, columns)
+        after = self.denoised_examples(denoiser, columns, descriptor)
+        tuned = next(label for label in after if label not in before)
+        return {"noisy": before["noisy"], denoiser: before[denoiser], tuned: after[tuned], "clean": before["clean"]}
+
     def compare_denoisers(self, names: tuple[str, ...]) -> pd.DataFrame:
         """Test-set MAE and PSNR per noise level for several denoisers (noisy input listed once)."""
         frames = []
