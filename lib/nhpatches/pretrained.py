@@ -320,8 +320,7 @@ def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", 
             arrays[f"{role}/{index:03d}"] = stored
             layout[role].append(f"{variable.path} {tuple(stored.shape)} {stored.dtype}")
     with atomic_path(out / WEIGHTS_NAME) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        _write_npz(tmp, arrays)
     weights_path = out / WEIGHTS_NAME
     denoiser_name = NO_DENOISER if denoiser_spec is None else denoiser_spec.name
     manifest = {
@@ -350,6 +349,20 @@ def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", 
     manifest.update({key: value for key, value in (info or {}).items() if key not in ("denoiser", "descriptor")})
     write_manifest(out / MANIFEST_NAME, manifest)
     return out / MANIFEST_NAME
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """A compressed .npz (np.load reads it) with fixed zip timestamps: equal weights, equal bytes and sha256."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
