@@ -9,6 +9,21 @@ import sys
 from pathlib import Path
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "describe"]
+
+
+def __getattr__(name: str):
+    """Lazy attributes: ``nhpatches.describe`` imports its module (and Keras) on first use only."""
+    if name == "describe":
+        from nhpatches.pretrained import describe
+
+        return describe
+    raise AttributeError(f"module 'nhpatches' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Module attributes plus the lazy ones."""
+    return sorted(set(globals()) | {"describe"})
 
 
 def _keras_backend_name() -> str:

@@ -1,0 +1,405 @@
+"""A patch descriptor to call: ``nhpatches.describe(patches)``, with the shipped trained pipeline.
+
+The shipped pipeline is a denoiser followed by a descriptor network, trained by the study
+(:mod:`nhpatches.study`) and exported by ``scripts/export_pretrained.py`` into
+``nhpatches/resources/pretrained/``: one weights file (``weights.npz``: the weights of both
+networks, kernels stored as float16) and a manifest (``manifest.json``: the two specs, the
+training settings, the file's sha256). Loading rebuilds the networks from the specs with
+:func:`nhpatches.training.build_denoiser` and :func:`~nhpatches.training.build_descriptor_network`
+and sets their weights, so it works on every Keras backend. The classical descriptors of
+:mod:`nhpatches.classical` ("sift", "raw") are available under the same call::
+
+    import nhpatches
+    descriptors = nhpatches.describe(patches)                   # (N, 32, 32) or (N, 65, 65) uint8
+    sift = nhpatches.describe(patches, pipeline="sift")         # (N, 128) float32
+    mine = nhpatches.describe(patches, weights="my_export/")    # a pipeline you exported
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nhpatches import __version__
+from nhpatches.classical import CLASSICAL, check_patches
+from nhpatches.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
+from nhpatches.data import resize_patches
+
+if TYPE_CHECKING:
+    import keras
+
+#: Patch sides ``describe`` accepts: N-HPatches' 32 px and the hpatches-release's 65 px.
+SUPPORTED_PATCH_SIZES: tuple[int, ...] = (PATCH_SIZE, RELEASE_PATCH_SIZE)
+#: Name of the default (shipped) learned pipeline in ``describe(pipeline=...)``.
+DEFAULT_PIPELINE = "default"
+#: File names of an export.
+MANIFEST_NAME = "manifest.json"
+WEIGHTS_NAME = "weights.npz"
+#: Format tag written into every manifest.
+FORMAT = "nhpatches-pretrained/1"
+#: Pseudo-denoiser name of a pipeline without a denoiser (the descriptor sees the patches as given).
+NO_DENOISER = "none"
+#: Largest error float16 storage may add to a kernel, relative to the kernel's largest |value|
+#: (float16 has an 11-bit significand: rounding error <= 2**-11 relative per value).
+FLOAT16_TOLERANCE = 2.0 ** -10
+
+
+def pretrained_dir() -> Path:
+    """Folder of the shipped pipeline (package data): ``nhpatches/resources/pretrained``."""
+    return resource_path("pretrained")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedPipeline:
+    """A loaded learned pipeline: optional denoiser, descriptor network and the export's manifest."""
+
+    name: str
+    denoiser: "keras.Model | None"
+    descriptor: "keras.Model"
+    manifest: dict
+    manifest_path: Path
+
+    @property
+    def dim(self) -> int:
+        """Descriptor dimension D."""
+        return int(self.descriptor.output_shape[-1])
+
+    def __call__(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Denoise (clip, truncate to uint8) then describe.
+
+        Shape: (N, 32, 32) uint8 -> (N, D) float32.
+        """
+        from nhpatches.study import denoise_patches, describe_patches
+
+        if len(patches) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self.denoiser is not None:
+            patches = denoise_patches(self.denoiser, patches, batch_size)
+        return describe_patches(self.descriptor, patches[None], batch_size)[0]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_path_of(weights: str | os.PathLike[str] | None) -> Path:
+    """The manifest of an export given as its folder, its manifest.json or its weights file.
+
+    ``None`` is the shipped pipeline.
+    """
+    if weights is None:
+        return pretrained_dir() / MANIFEST_NAME
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        return path / MANIFEST_NAME
+    if path.suffix == ".npz":
+        return path.with_name(MANIFEST_NAME)
+    return path
+
+
+def read_manifest(manifest_path: Path) -> dict:
+    """Read and check an export manifest, naming the path and what was expected."""
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path}: pretrained pipeline manifest not found; expected the "
+                                f"{MANIFEST_NAME} written by scripts/export_pretrained.py (or give "
+                                "weights= an export folder, its manifest.json or its weights.npz)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{manifest_path}: not a valid JSON manifest ({error})") from None
+    required = ("format", "name", "weights_file", "sha256", "descriptor", "denoiser", "patch_size")
+    missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
+    if missing or manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path}: expected an nhpatches export manifest (format {FORMAT!r} with keys "
+                         f"{', '.join(required)}); missing {missing or 'nothing'}, format {manifest.get('format')!r}"
+                         if isinstance(manifest, dict) else f"{manifest_path}: expected a JSON object")
+    return manifest
+
+
+def verified_weights_path(manifest_path: Path, manifest: Mapping) -> Path:
+    """The export's weights file, after checking that it exists and matches the manifest's sha256."""
+    path = manifest_path.parent / manifest["weights_file"]
+    expected = manifest["sha256"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretrained weights file not found; expected the file named in "
+                                f"{manifest_path} with sha256 {expected}")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ValueError(f"{path}: checksum mismatch: sha256 {actual}, expected {expected} (from "
+                         f"{manifest_path}); the file is corrupt or does not belong to this manifest; "
+                         "re-install nhpatches or re-run scripts/export_pretrained.py")
+    return path
+
+
+def _set_weights(model: "keras.Model", stored: Mapping[str, np.ndarray], role: str, path: Path) -> None:
+    """Set a rebuilt model's weights from the ``<role>/<index>`` arrays of an export."""
+    variables = model.weights
+    keys = sorted(key for key in stored if key.startswith(f"{role}/"))
+    if len(keys) != len(variables):
+        raise ValueError(f"{path}: holds {len(keys)} {role} arrays; expected {len(variables)} for the "
+                         f"{model.name!r} network rebuilt from the manifest's spec")
+    values = []
+    for key, variable in zip(keys, variables):
+        array = stored[key]
+        if tuple(array.shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: array {key} has shape {tuple(array.shape)}; expected "
+                             f"{tuple(variable.shape)} for {variable.path}")
+        values.append(array.astype(np.float32))
+    model.set_weights(values)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(manifest_path: str, mtime_ns: int, weights_mtime_ns: int, backend: str) -> LearnedPipeline:
+    """Load an export (cached per file version and backend)."""
+    from nhpatches import training
+
+    path = Path(manifest_path)
+    manifest = read_manifest(path)
+    weights_path = verified_weights_path(path, manifest)
+    with np.load(weights_path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    denoiser = None
+    if manifest["denoiser"]["name"] != NO_DENOISER:
+        denoiser = training.build_denoiser(training.DenoiserSpec(**manifest["denoiser"]["spec"]))
+        _set_weights(denoiser, arrays, "denoiser", weights_path)
+    descriptor = training.build_descriptor_network(training.DescriptorSpec(**manifest["descriptor"]["spec"]))
+    _set_weights(descriptor, arrays, "descriptor", weights_path)
+    return LearnedPipeline(manifest["name"], denoiser, descriptor, manifest, path)
+
+
+def load_pipeline(weights: str | os.PathLike[str] | None = None) -> LearnedPipeline:
+    """Load an exported pipeline: the shipped one (``None``) or a folder / manifest / weights path.
+
+    The weights file's sha256 is checked against the manifest (a mismatch or a missing file raises,
+    naming the path and the expected checksum). Loaded pipelines are cached per file version.
+    """
+    import keras
+
+    path = manifest_path_of(weights).resolve()
+    weights_file = path.parent / read_manifest(path)["weights_file"]  # clear error for a bad manifest first
+    weights_mtime = weights_file.stat().st_mtime_ns if weights_file.is_file() else -1
+    return _load_cached(str(path), path.stat().st_mtime_ns, weights_mtime, keras.backend.backend())
+
+
+def shipped_pipeline_name() -> str | None:
+    """Name of the shipped learned pipeline (e.g. 'unet_adam+hardnet_flip'), None if none is shipped."""
+    path = pretrained_dir() / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    return read_manifest(path)["name"]
+
+
+def available_pipelines() -> list[str]:
+    """Names ``describe(pipeline=...)`` accepts without ``weights=``."""
+    shipped = shipped_pipeline_name()
+    return [DEFAULT_PIPELINE] + ([shipped] if shipped else []) + sorted(CLASSICAL)
+
+
+# --------------------------------------------------------------------------- describe
+
+
+def check_input(patches: np.ndarray) -> np.ndarray:
+    """Check that ``patches`` are uint8 of shape (N, 32, 32) or (N, 65, 65); return them as an array."""
+    array = check_patches(patches)
+    if array.shape[1] not in SUPPORTED_PATCH_SIZES:
+        raise ValueError(f"patches: expected shape (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release), "
+                         f"got {array.shape}")
+    return array
+
+
+def prepare_patches(patches: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
+    """Check uint8 (N, 32, 32) or (N, 65, 65) patches and resize them to ``size`` px.
+
+    65 px patches are resized as data.py resizes the hpatches-release strips
+    (:func:`nhpatches.data.resize_patches`, OpenCV INTER_LINEAR). Shape: (N, P, P) -> (N, size, size).
+    """
+    return resize_patches(check_input(patches), size)
+
+
+def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
+             weights: str | os.PathLike[str] | None = None, batch_size: int = 256) -> np.ndarray:
+    """Descriptors of grayscale patches, like kornia's ``HardNet``: one float32 row per patch.
+
+    ``patches``: uint8 (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release) in 0..255.
+    ``pipeline``:
+
+    * ``"default"`` (or the shipped pipeline's name, e.g. ``"unet_adam+hardnet_flip"``, to insist
+      on that one): the shipped learned pipeline. 65 px patches are first resized to 32 px as the
+      release layout is in :mod:`nhpatches.data`; the denoiser's output is clipped and truncated
+      to uint8 as in the study; -> (N, 128), unit L2 norm for the HardNet-style descriptors.
+    * ``"sift"``: :func:`nhpatches.classical.describe_sift` on the patches at their own size (a
+      65 px patch is described natively, not resized); -> (N, 128), unit norm.
+    * ``"raw"``: :func:`nhpatches.classical.describe_raw` on the 32 px patches (65 px patches are
+      resized to 32 first, so every input gives the same 1024-d layout); -> (N, 1024).
+
+    ``weights``: an export of your own (its folder, manifest.json or weights.npz, as written by
+    ``scripts/export_pretrained.py``) instead of the shipped one; ``pipeline`` must then be
+    "default" or that export's name. Raises TypeError for a dtype other than uint8 and
+    ValueError for another shape or an unknown pipeline, naming what was expected.
+    """
+    if not isinstance(pipeline, str):
+        raise TypeError(f"pipeline must be a name (str), got {type(pipeline).__name__}; "
+                        f"expected one of {available_pipelines()}")
+    if pipeline in CLASSICAL:
+        if weights is not None:
+            raise ValueError(f"weights= applies to learned pipelines only, not to the classical {pipeline!r}")
+        array = check_input(patches)
+        return CLASSICAL[pipeline](array if pipeline == "sift" else prepare_patches(array))
+    array = prepare_patches(patches)
+    if weights is None and pipeline not in (DEFAULT_PIPELINE, shipped_pipeline_name()):
+        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {available_pipelines()} "
+                         "(or weights=<your export> with pipeline='default')")
+    loaded = load_pipeline(weights)
+    if pipeline not in (DEFAULT_PIPELINE, loaded.name):
+        raise ValueError(f"pipeline {pipeline!r} does not match the export {loaded.manifest_path}, which holds "
+                         f"{loaded.name!r}; pass pipeline='default' or {loaded.name!r}")
+    return loaded(array, batch_size)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _storage(values: np.ndarray, path: str) -> np.ndarray:
+    """float16 for kernels and biases when that keeps them within FLOAT16_TOLERANCE, else float32.
+
+    BatchNormalization statistics stay float32: a variance below float16's normal range (6e-5)
+    would lose its relative precision, and 1 / sqrt(variance) amplifies it.
+    """
+    values = np.asarray(values, np.float32)
+    if not path.endswith(("kernel", "bias")):
+        return values
+    half = values.astype(np.float16)
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if np.all(np.isfinite(half)) and np.max(np.abs(half.astype(np.float32) - values), initial=0.0) <= FLOAT16_TOLERANCE * scale:
+        return half
+    return values
+
+
+def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", descriptor_spec: Any,
+                    denoiser: "keras.Model | None" = None, denoiser_spec: Any = None,
+                    info: Mapping[str, Any] | None = None) -> Path:
+    """Write ``weights.npz`` (both networks) and ``manifest.json`` into ``out_dir``; return the manifest path.
+
+    ``descriptor_spec`` / ``denoiser_spec`` are the :class:`~nhpatches.training.DescriptorSpec` /
+    :class:`~nhpatches.training.DenoiserSpec` the networks were built from (the loader rebuilds
+    them from these); no denoiser means the pipeline "none + descriptor". ``info`` is merged into
+    the manifest (profile, seed, training data, metrics...).
+    """
+    import keras
+
+    from nhpatches.cache import atomic_path
+
+    if (denoiser is None) != (denoiser_spec is None):
+        raise ValueError("give both denoiser and denoiser_spec, or neither")
+    out = Path(out_dir)
+    arrays: dict[str, np.ndarray] = {}
+    layout: dict[str, list] = {}
+    for role, model in (("denoiser", denoiser), ("descriptor", descriptor)):
+        if model is None:
+            continue
+        layout[role] = []
+        for index, variable in enumerate(model.weights):
+            stored = _storage(keras.ops.convert_to_numpy(variable.value), variable.path)
+            arrays[f"{role}/{index:03d}"] = stored
+            layout[role].append(f"{variable.path} {tuple(stored.shape)} {stored.dtype}")
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        _write_npz(tmp, arrays)
+    weights_path = out / WEIGHTS_NAME
+    denoiser_name = NO_DENOISER if denoiser_spec is None else denoiser_spec.name
+    manifest = {
+        "format": FORMAT,
+        "name": f"{denoiser_name}+{descriptor_spec.name}",
+        "denoiser": {"name": denoiser_name,
+                     "spec": None if denoiser_spec is None else dataclasses.asdict(denoiser_spec),
+                     "parameters": None if denoiser is None else int(denoiser.count_params())},
+        "descriptor": {"name": descriptor_spec.name, "spec": dataclasses.asdict(descriptor_spec),
+                       "parameters": int(descriptor.count_params()),
+                       "output_dim": int(descriptor.output_shape[-1])},
+        "patch_size": int(descriptor.input_shape[1]),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
+        "nhpatches_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "weights_file": WEIGHTS_NAME,
+        "weights_bytes": weights_path.stat().st_size,
+        "sha256": sha256_of(weights_path),
+        "storage": {"float16": "kernels and biases (within FLOAT16_TOLERANCE of float32)",
+                    "float32": "BatchNormalization statistics and any array float16 would change"},
+        "arrays": layout,
+    }
+    for role in ("denoiser", "descriptor"):
+        manifest[role].update((info or {}).get(role, {}))
+    manifest.update({key: value for key, value in (info or {}).items() if key not in ("denoiser", "descriptor")})
+    write_manifest(out / MANIFEST_NAME, manifest)
+    return out / MANIFEST_NAME
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """A compressed .npz (np.load reads it) with fixed zip timestamps: equal weights, equal bytes and sha256."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Write a manifest atomically (JSON, indent 1, keys in insertion order)."""
+    from nhpatches.cache import atomic_path
+
+    text = json.dumps(manifest, indent=1, default=_json_default) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and paths in manifests."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def check_export(manifest_path: str | os.PathLike[str], patches: np.ndarray, descriptor: "keras.Model",
+                 denoiser: "keras.Model | None" = None, batch_size: int = 256) -> dict:
+    """Compare an export with the models it came from on the same patches.
+
+    Returns the largest absolute descriptor difference, the smallest cosine between matching rows,
+    and the fraction of denoised pixels that differ (float16 weights can move a denoised value across
+    an integer, changing its truncated uint8 value by 1). Shape: patches (N, 32, 32) uint8.
+    """
+    from nhpatches.study import denoise_patches, describe_patches
+
+    loaded = load_pipeline(manifest_path)
+    patches = prepare_patches(patches)
+    reference_input = patches if denoiser is None else denoise_patches(denoiser, patches, batch_size)
+    reference = describe_patches(descriptor, reference_input[None], batch_size)[0]
+    exported = loaded(patches, batch_size)
+    changed = 0.0
+    if denoiser is not None:
+        changed = float(np.mean(denoise_patches(loaded.denoiser, patches, batch_size) != reference_input))
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(exported, axis=1)
+    cosine = np.sum(reference * exported, axis=1) / np.maximum(norms, 1e-12)
+    return {"patches": int(len(patches)), "max_abs_diff": float(np.max(np.abs(reference - exported))),
+            "min_cosine": float(np.min(cosine)), "denoised_pixels_changed": changed}
