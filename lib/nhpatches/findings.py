@@ -374,7 +374,7 @@ def beyond(table: pd.DataFrame, extensions: Iterable[tuple[str, str]],
 
 
 __all__ = [
-    "verdict", "spread_note", "task_winners", "sweep_crossovers", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
+    "verdict", "spread_note", "task_winners", "sweep_crossovers", "nearest_neighbour_accuracy", "data_description", "denoising_order", "dncnn_beats_unet", "loss_change", "sgd_barely_moves",
     "mse_vs_mae", "descriptor_variants", "retraining", "hard_loss", "best_pipeline", "beyond",
 ]
 
@@ -428,3 +428,15 @@ def sweep_crossovers(sweep: pd.DataFrame, denoised: tuple[str, str], noisy: tupl
               f"the best learned pipeline beats SIFT at every σ up to {learned.index.max():g} "
               f"(smallest lead {(learned - sift.reindex(learned.index)).min():+.3f} {metric} mAP)")
     return f"{first}; {second}."
+
+
+def nearest_neighbour_accuracy(first: np.ndarray, second: np.ndarray) -> float:
+    """Share of rows of ``first`` whose nearest row of ``second`` (L2) is the row with the same index.
+
+    Shape: (N, D), (N, D) -> float in [0, 1]
+    """
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if first.ndim != 2 or first.shape != second.shape or len(first) == 0:
+        raise ValueError(f"expected two (N, D) arrays of the same shape, got {first.shape} and {second.shape}")
+    distances = (first ** 2).sum(1)[:, None] - 2 * first @ second.T + (second ** 2).sum(1)[None]
+    return float(np.mean(distances.argmin(axis=1) == np.arange(len(first))))
