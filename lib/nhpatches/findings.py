@@ -392,8 +392,8 @@ def task_winners(table: pd.DataFrame, exclude_denoisers: Sequence[str] = ("clean
         ranked = rows.sort_values(task, ascending=False)
         first, second = ranked.iloc[0], ranked.iloc[1]
         margin = first[task] - second[task]
-        lines.append(f"{task}: {first.denoiser} + {first.descriptor} {first[task]:.3f} wins over "
-                     f"{second.denoiser} + {second.descriptor} {second[task]:.3f} by {margin:.3f}; "
+        lines.append(f"{task}: {first.denoiser} + {first.descriptor} {first[task]:.4f} wins over "
+                     f"{second.denoiser} + {second.descriptor} {second[task]:.4f} by {margin:.4f}; "
                      + spread_note([first, second], [margin], task))
     return "\n".join(lines)
 

@@ -49,7 +49,7 @@ BEYOND_PIPELINES: tuple[tuple[str, str], ...] = (
     ("none", "sift"),
     ("unet_adam", "sift"),
     ("none", "hardnet_flip"),
-    *EXTENSION_PIPELINES,
+    *(pipeline for pipeline in EXTENSION_PIPELINES if pipeline != ("none", "hardnet")),
     ("unet_adam", "hardnet_joint"),
     ("unet", "baseline"),
     ("clean", "baseline"),
