@@ -286,6 +286,14 @@ def main() -> None:
           f"jit {profile.jit_compile}, {args.steps} steps x {args.epochs} epochs")
     print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'sampler patches/s':>19}{'ratio':>9}")
     rows = []
+    result = {"backend": keras.backend.backend(), "profile": dataclasses.asdict(profile), "sampler": sampler_kind,
+              "precision": precision, "steps": args.steps, "epochs": args.epochs, "models": rows}
+
+    def write(result: dict) -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+
     for name in args.models:
         model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps, args.batch)
         model.fit(batches, epochs=1, verbose=0)  # warm-up: graph compilation
@@ -305,8 +313,7 @@ def main() -> None:
                      "sampler_ratio": sampler_rate / rate})
         print(f"{name:<10}{batches.batch_size:>7}{rate:>12.0f}{1000 * seconds / steps:>10.1f}"
               f"{sampler_rate:>19.0f}{sampler_rate / rate:>8.0f}x", flush=True)
-    result = {"backend": keras.backend.backend(), "profile": dataclasses.asdict(profile), "sampler": sampler_kind,
-              "precision": precision, "steps": args.steps, "epochs": args.epochs, "models": rows}
+        write(result)  # after every model, so a run stopped by a time limit keeps what it measured
     if profile.name == "gpu":
         result["targets"] = {}
         for row in rows:
@@ -330,9 +337,7 @@ def main() -> None:
         seconds, counts = time_evaluation(profile)
         result["evaluation_seconds"] = seconds
         print(f"evaluation of one pipeline at {args.profile} scale ({counts}): {seconds:.2f} s")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    write(result)
 
 
 if __name__ == "__main__":
