@@ -18,7 +18,7 @@ import pytest
 from keras import ops
 
 from nhpatches import config, training
-from nhpatches.batches import DenoisingBatches, TripletBatches, bank_from_sequences, flip_patches
+from nhpatches.batches import DenoisingBatches, bank_from_sequences, flip_patches
 from nhpatches.cache import RunDir
 from nhpatches.device_sampling import (DeviceDenoisingSampler, DeviceTripletSampler, data_parallel,
                                        flip_tensor, precision_policy, resolve_jit_compile)
@@ -232,7 +232,8 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
     base = rng.integers(0, 256, (1, 24, 32, 32))
     clean = np.clip(base + rng.normal(0, 12, (16, 24, 32, 32)), 0, 255).astype(np.uint8)
     bank = bank_from_sequences({"v_t": SimpleNamespace(clean=clean, noisy=clean)})
-    spec = training.DescriptorSpec("t", optimizer="adam", learning_rate=1e-3)
+    spec = training.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
+                                   learning_rate=1e-3)
     out = {}
     for sampling in (True,):  # the gpu profile's path; its validation batches come from the host sampler
         for devices in (1, 2):
@@ -269,5 +270,6 @@ def test_data_parallel_two_virtual_devices_matches_one_device(tmp_path):
     assert out["device_shards"] == [[4, 32, 32, 1]] * 2
     assert out["host_shards"] == [[4, 32, 32, 1]] * 2
     # The same seed gives the same losses on 2 devices as on 1, up to float summation order.
-    assert len(out["True-1"]) == 2  # loss and val_loss of one epoch
-    np.testing.assert_allclose(out["True-2"], out["True-1"], rtol=1e-4, atol=1e-5)
+    assert len(out["True-1"]) == 2 and min(out["True-1"]) > 0  # loss and val_loss of one epoch (3 updates)
+    # Measured: 3e-5 (loss) and 4e-5 (val_loss) relative; 3e-4 leaves room for other XLA versions.
+    np.testing.assert_allclose(out["True-2"], out["True-1"], rtol=3e-4, atol=1e-5)
