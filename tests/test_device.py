@@ -273,3 +273,20 @@ def test_data_parallel_two_virtual_devices_matches_one_device(tmp_path):
     assert len(out["True-1"]) == 2 and min(out["True-1"]) > 0  # loss and val_loss of one epoch (3 updates)
     # Measured: 3e-5 (loss) and 4e-5 (val_loss) relative; 3e-4 leaves room for other XLA versions.
     np.testing.assert_allclose(out["True-2"], out["True-1"], rtol=3e-4, atol=1e-5)
+
+
+def test_accelerator_settings_key_training_runs_only_when_set(tmp_path, monkeypatch):
+    """cpu/smoke keys keep their schedule (cached runs stay valid); a changed setting is a new run."""
+    from nhpatches.study import Study
+
+    for name in ("RESULTS", "DATA", "FIGURES"):
+        monkeypatch.setenv(f"NHPATCHES_{name}", str(tmp_path / name.lower()))
+    study = Study.open("smoke")
+    _, run = study._denoiser_training_run("unet")
+    assert not {"device_sampling", "mixed_precision", "jit_compile", "devices"} & set(run.settings["schedule"])
+    assert Study.open("smoke", device_sampling=False, mixed_precision=None, devices=1).denoiser_run_key("unet") \
+        == run.key
+    keys = {run.key}
+    for override in ({"device_sampling": True}, {"mixed_precision": "bf16"}, {"jit_compile": True}, {"devices": 2}):
+        keys.add(Study.open("smoke", **override).denoiser_run_key("unet"))
+    assert len(keys) == 5
