@@ -1,28 +1,48 @@
-"""Training throughput of every model, the input pipeline's share, and one evaluation's time.
+"""Training throughput of every model, the input pipeline's own rate, and one evaluation's time.
 
 For each model this times a few epochs of ``fit`` on synthetic patches (after one
-warm-up epoch that compiles the graph) and, separately, drawing the same batches
-with no model at all. It prints patches fed per second (anchor, positive and
-negative all count) and the share of a step the input pipeline would take: it must
-stay a small fraction so training runs at the compute bound.
+warm-up epoch that compiles the graph) and, separately, the sampler alone drawing
+batches of the same kind with no model. It prints patches fed per second (anchor,
+positive and negative all count), the sampler's patches per second and their ratio,
+which must stay far above 1 (the target is 20x) so training runs at the compute bound.
+
+The profile chooses the sampler and the precision: ``cpu``/``smoke`` use the host samplers
+(nhpatches.batches) in float32; ``gpu`` draws batches on the device inside the compiled step
+(nhpatches.device_sampling), in bf16 with jit_compile. ``--sampler``, ``--precision`` and
+``--jit`` override them. A device sampler is timed by a compiled function that draws 10
+batches per call and reads every patch (a sum), so Keras' per-call overhead is amortised.
+
+``--reference`` also times a faithful re-implementation of the coursework's descriptor
+training loop (MatchLab-Imperial/keras_triplet_descriptor, Baseline_code.ipynb: a Sequence
+building each batch patch by patch in float64, triplets regenerated in Python each epoch,
+the loss as a Lambda layer fitted with MAE against zeros, SGD 0.1) and prints the baseline's
+speed relative to it.
 
 It ends with the time of one pipeline evaluation (all three HPatches tasks) at the
 profile's test-set scale, on random descriptors; `bench_evaluation.py` covers the full
-split-a scale against a reference-style loop.
+split-a scale against a reference-style loop. ``--json PATH`` writes every figure.
 
     python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard] [--batch 50]
+        [--profile cpu|gpu|smoke] [--sampler host|device] [--precision float32|bf16] [--reference] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import random
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import keras
 import numpy as np
+from keras import ops
 
 from nhpatches import config, evaluation, tasks, training
 from nhpatches.batches import DenoisingBatches, PatchBank, TripletBatches, bank_from_sequences
+from nhpatches.device_sampling import DeviceSteps, precision_policy, resolve_jit_compile
 
 MODELS = {
     "unet": training.DENOISERS["unet"],
@@ -44,14 +64,57 @@ def synthetic_bank(points: int, seed: int = 0) -> PatchBank:
 
 
 def make_data(spec: object, bank: PatchBank, profile: config.Profile, steps: int, batch: int | None = None):
-    """(model, batches, patches per item) for one spec; ``batch`` overrides the profile's batch size."""
-    if isinstance(spec, training.DenoiserSpec):
-        size = profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size
-        return training.build_denoiser(spec), DenoisingBatches(bank, batch or size, steps), 1
-    _, trainer = training.build_descriptor_trainer(spec)
-    mode = training.descriptor_mode(spec)
-    batches = TripletBatches(bank, batch or profile.batch_size, steps, mode=mode, flip=spec.flip)
-    return trainer, batches, 3 if mode == "triplet" else 2
+    """(trainer, batches, patches per item) for one spec under the profile's sampler, precision and jit.
+
+    ``batch`` overrides the profile's batch size. With device sampling ``batches`` is a
+    DeviceSteps placeholder and the trainer (a SampledTrainer) holds the sampler.
+    """
+    jit = resolve_jit_compile(profile.jit_compile)
+    with precision_policy(profile.mixed_precision):
+        if isinstance(spec, training.DenoiserSpec):
+            size = batch or (profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size)
+            if profile.device_sampling:
+                _, trainer = training.build_sampled_denoiser_trainer(spec, bank, size, steps, 0, jit)
+                return trainer, DeviceSteps(steps, size), 1
+            return training.build_denoiser(spec, jit), DenoisingBatches(bank, size, steps), 1
+        mode = training.descriptor_mode(spec)
+        size = batch or profile.batch_size
+        per_item = 3 if mode == "triplet" else 2
+        if profile.device_sampling:
+            _, trainer = training.build_sampled_descriptor_trainer(spec, bank.clean, size, 0, jit_compile=jit)
+            return trainer, DeviceSteps(steps, size), per_item
+        _, trainer = training.build_descriptor_trainer(spec, jit_compile=jit)
+        return trainer, TripletBatches(bank, size, steps, mode=mode, flip=spec.flip), per_item
+
+
+class SamplerProbe(keras.Model):
+    """A device sampler alone: each call draws ``repeat`` batches and sums every patch (so none is skipped).
+
+    Shape: (rows, 1) placeholder -> (rows,) float32.
+    """
+
+    def __init__(self, sampler: keras.layers.Layer, repeat: int = 10) -> None:
+        super().__init__(dtype="float32")
+        self.sampler, self.repeat = sampler, repeat
+
+    def call(self, inputs):
+        total = ops.zeros((), "float32")
+        for _ in range(self.repeat):
+            for patches in self.sampler(inputs):
+                total = total + ops.sum(patches)
+        return ops.zeros_like(inputs[:, 0]) + total
+
+
+def time_device_sampler(trainer, batches: DeviceSteps, per_item: int, epochs: int, jit) -> float:
+    """Patches per second of a SampledTrainer's sampler alone (as many batches as ``epochs`` epochs, at least 200)."""
+    probe = SamplerProbe(trainer.sampler)
+    probe.compile(jit_compile=jit)
+    calls = max(20, epochs * len(batches) // probe.repeat)  # at least 200 batches: per-call overhead amortised
+    probe.predict(DeviceSteps(1, batches.batch_size), verbose=0)  # warm-up: compilation
+    start = time.perf_counter()
+    probe.predict(DeviceSteps(calls, batches.batch_size), verbose=0)
+    seconds = time.perf_counter() - start
+    return calls * probe.repeat * batches.batch_size * per_item / seconds
 
 
 def time_pipeline(batches, epochs: int) -> float:
@@ -62,6 +125,113 @@ def time_pipeline(batches, epochs: int) -> float:
             batches[index]
         batches.on_epoch_end()
     return time.perf_counter() - start
+
+
+def reference_generate_triplets(labels: np.ndarray, num_triplets: int, batch_size: int) -> np.ndarray:
+    """The coursework's read_data.generate_triplets, as written (Python loop, np.random), tqdm left out."""
+    def create_indices(_labels):
+        inds = dict()
+        for idx, ind in enumerate(_labels):
+            if ind not in inds:
+                inds[ind] = []
+            inds[ind].append(idx)
+        return inds
+    triplets = []
+    indices = create_indices(np.asarray(labels))
+    n_classes = np.unique(np.asarray(labels)).shape[0]
+    already_idxs = set()
+    for _ in range(num_triplets):
+        if len(already_idxs) >= batch_size:
+            already_idxs = set()
+        c1 = np.random.randint(0, n_classes)
+        while c1 in already_idxs:
+            c1 = np.random.randint(0, n_classes)
+        already_idxs.add(c1)
+        c2 = np.random.randint(0, n_classes)
+        while c1 == c2:
+            c2 = np.random.randint(0, n_classes)
+        if len(indices[c1]) == 2:
+            n1, n2 = 0, 1
+        else:
+            n1 = np.random.randint(0, len(indices[c1]))
+            n2 = np.random.randint(0, len(indices[c1]))
+            while n1 == n2:
+                n2 = np.random.randint(0, len(indices[c1]))
+        n3 = np.random.randint(0, len(indices[c2]))
+        triplets.append([indices[c1][n1], indices[c1][n2], indices[c2][n3]])
+    return np.array(triplets)
+
+
+class ReferenceTriplets(keras.utils.PyDataset):
+    """The coursework's DataGeneratorDesc: per-patch float64 copies into dict inputs {'a','p','n'}, y zeros (B, 1)."""
+
+    def __init__(self, data: np.ndarray, labels: np.ndarray, num_triplets: int, batch_size: int = 50) -> None:
+        super().__init__()
+        self.data, self.labels, self.num_triplets, self.batch_size = data, labels, num_triplets, batch_size
+        self.dim, self.n_channels = (32, 32), 1
+        self.on_epoch_end()
+
+    def get_image(self, t):
+        img_a = np.expand_dims(self.data[t[0]].astype(float), -1)
+        img_p = np.expand_dims(self.data[t[1]].astype(float), -1)
+        img_n = np.expand_dims(self.data[t[2]].astype(float), -1)
+        return img_a, img_p, img_n
+
+    def __len__(self) -> int:
+        return int(np.floor(len(self.triplets) / self.batch_size))
+
+    def __getitem__(self, index: int):
+        y = np.zeros((self.batch_size, 1))
+        img_a = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
+        img_p = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
+        img_n = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
+        for i in range(self.batch_size):
+            t = self.triplets[self.batch_size * index + i]
+            img_a[i], img_p[i], img_n[i] = self.get_image(t)
+        return {"a": img_a, "p": img_p, "n": img_n}, y
+
+    def on_epoch_end(self) -> None:
+        self.triplets = reference_generate_triplets(self.labels, self.num_triplets, 32)
+
+
+def reference_trainer() -> keras.Model:
+    """The coursework's get_descriptor_model + Lambda(triplet_loss) trainer, compiled with MAE and SGD 0.1."""
+    layers = keras.layers
+    init = keras.initializers.HeNormal()
+    model = keras.Sequential([keras.Input((32, 32, 1))])
+    for filters, stride in [(32, 1), (32, 1), (64, 2), (64, 1), (128, 2), (128, 1)]:
+        model.add(layers.Conv2D(filters, 3, padding="same", strides=stride, use_bias=True, kernel_initializer=init))
+        model.add(layers.BatchNormalization(axis=-1))
+        model.add(layers.Activation("relu"))
+    model.add(layers.Dropout(0.3))
+    model.add(layers.Conv2D(128, 8, padding="valid", use_bias=True, kernel_initializer=init))
+    model.add(layers.Reshape((128,)))
+
+    def triplet_loss(x):
+        a, p, n = x
+        positive_distance = ops.mean(ops.square(a - p), axis=-1)
+        negative_distance = ops.mean(ops.square(a - n), axis=-1)
+        return ops.expand_dims(ops.maximum(0.0, positive_distance - negative_distance + 1.0), axis=1)
+
+    inputs = [keras.Input((32, 32, 1), name=name) for name in "apn"]
+    loss = layers.Lambda(triplet_loss, output_shape=(1,))([model(x) for x in inputs])
+    trainer = keras.Model(inputs=inputs, outputs=loss)
+    trainer.compile(loss="mean_absolute_error", optimizer=keras.optimizers.SGD(learning_rate=0.1))
+    return trainer
+
+
+def time_reference(bank: PatchBank, steps: int, epochs: int, batch: int) -> float:
+    """Patches per second of the coursework's descriptor training loop (after a one-epoch warm-up)."""
+    np.random.seed(1234)
+    random.seed(1234)
+    data = bank.clean.reshape((-1,) + bank.clean.shape[2:])  # every patch, labelled by its 3-D point
+    labels = np.repeat(np.arange(bank.num_points), bank.clean.shape[1])
+    generator = ReferenceTriplets(data, labels, steps * batch, batch)
+    trainer = reference_trainer()
+    trainer.fit(generator, epochs=1, verbose=0)
+    start = time.perf_counter()
+    trainer.fit(generator, epochs=epochs, verbose=0)
+    return epochs * len(generator) * batch * 3 / (time.perf_counter() - start)
 
 
 def time_evaluation(profile: config.Profile, num_sequences: int = 14, seed: int = 0) -> tuple[float, dict]:
@@ -80,31 +250,94 @@ def time_evaluation(profile: config.Profile, num_sequences: int = 14, seed: int 
     return time.perf_counter() - start, taskset.provenance["counts"]
 
 
+#: One H200's targets (issue 10), reported against by the gpu check: patches per second, bf16.
+GPU_TARGETS = {"descriptor": 300_000, "unet": 200_000}
+
+
 def main() -> None:
-    """Print one line per model."""
+    """Print one line per model (and write them to --json)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
-    parser.add_argument("--profile", default="cpu", help="batch sizes come from this profile")
+    parser.add_argument("--profile", default="cpu", help="batch sizes, sampler, precision and jit come from this profile")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batch", type=int, default=None, help="batch size for every model (default: the profile's)")
+    parser.add_argument("--sampler", choices=("host", "device"), default=None, help="override the profile's sampler")
+    parser.add_argument("--precision", choices=("float32", "bf16"), default=None, help="override the profile's")
+    parser.add_argument("--jit", choices=("true", "false", "auto"), default=None, help="override the profile's")
+    parser.add_argument("--points", type=int, default=2048, help="3-D points in the synthetic bank")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the coursework's descriptor training loop (baseline model, same batch)")
+    parser.add_argument("--no-evaluation", action="store_true", help="skip the evaluation timing")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
-    profile = config.get_profile(args.profile)
-    bank = synthetic_bank(2048)
-    print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'pipeline ms':>13}{'pipeline share':>16}")
+    overrides = {}
+    if args.sampler:
+        overrides["device_sampling"] = args.sampler == "device"
+    if args.precision:
+        overrides["mixed_precision"] = None if args.precision == "float32" else "bf16"
+    if args.jit:
+        overrides["jit_compile"] = {"true": True, "false": False, "auto": "auto"}[args.jit]
+    profile = config.get_profile(args.profile, **overrides)
+    bank = synthetic_bank(args.points)
+    sampler_kind = "device" if profile.device_sampling else "host"
+    precision = profile.mixed_precision or "float32"
+    print(f"backend {keras.backend.backend()}, profile {profile.name}, sampler {sampler_kind}, precision {precision}, "
+          f"jit {profile.jit_compile}, {args.steps} steps x {args.epochs} epochs")
+    print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'sampler patches/s':>19}{'ratio':>9}")
+    rows = []
+    result = {"backend": keras.backend.backend(), "profile": dataclasses.asdict(profile), "sampler": sampler_kind,
+              "precision": precision, "steps": args.steps, "epochs": args.epochs, "models": rows}
+
+    def write(result: dict) -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+
     for name in args.models:
         model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps, args.batch)
         model.fit(batches, epochs=1, verbose=0)  # warm-up: graph compilation
         start = time.perf_counter()
         model.fit(batches, epochs=args.epochs, verbose=0)
         seconds = time.perf_counter() - start
-        pipeline = time_pipeline(batches, args.epochs)
         steps = args.epochs * len(batches)
         fed = steps * batches.batch_size * per_item
-        print(f"{name:<10}{batches.batch_size:>7}{fed / seconds:>12.0f}{1000 * seconds / steps:>10.1f}"
-              f"{1000 * pipeline / steps:>13.2f}{pipeline / seconds:>15.1%}")
-    seconds, counts = time_evaluation(profile)
-    print(f"evaluation of one pipeline at {args.profile} scale ({counts}): {seconds:.2f} s")
+        if profile.device_sampling:
+            sampler_rate = time_device_sampler(model, batches, per_item, args.epochs,
+                                               resolve_jit_compile(profile.jit_compile))
+        else:
+            sampler_rate = fed / time_pipeline(batches, args.epochs)
+        rate = fed / seconds
+        rows.append({"model": name, "batch": batches.batch_size, "patches_per_s": rate,
+                     "step_ms": 1000 * seconds / steps, "sampler_patches_per_s": sampler_rate,
+                     "sampler_ratio": sampler_rate / rate})
+        print(f"{name:<10}{batches.batch_size:>7}{rate:>12.0f}{1000 * seconds / steps:>10.1f}"
+              f"{sampler_rate:>19.0f}{sampler_rate / rate:>8.0f}x", flush=True)
+        write(result)  # after every model, so a run stopped by a time limit keeps what it measured
+    if profile.name == "gpu":
+        result["targets"] = {}
+        for row in rows:
+            target = GPU_TARGETS["unet"] if row["model"] == "unet" else (
+                GPU_TARGETS["descriptor"] if row["model"] in ("baseline", "updated", "deep", "hard", "hardnet") else None)
+            if target:
+                result["targets"][row["model"]] = {"target": target, "met": row["patches_per_s"] >= target}
+                print(f"target {row['model']}: {row['patches_per_s']:.0f} patches/s vs {target} "
+                      f"({'met' if row['patches_per_s'] >= target else 'NOT met'})")
+    if args.reference:
+        batch = args.batch or profile.batch_size
+        reference = time_reference(bank, args.steps, args.epochs, batch)
+        ours = next((row["patches_per_s"] for row in rows if row["model"] == "baseline"), None)
+        result["reference"] = {"batch": batch, "patches_per_s": reference, "baseline_patches_per_s": ours}
+        line = f"coursework reference loop (baseline descriptor, batch {batch}): {reference:.0f} patches/s"
+        if ours is not None:
+            result["reference"]["baseline_over_reference"] = ours / reference
+            line += f"; baseline here {ours:.0f} patches/s = {ours / reference:.2f}x the reference"
+        print(line)
+    if not args.no_evaluation:
+        seconds, counts = time_evaluation(profile)
+        result["evaluation_seconds"] = seconds
+        print(f"evaluation of one pipeline at {args.profile} scale ({counts}): {seconds:.2f} s")
+    write(result)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,11 @@ class Profile:
     dncnn_keep_epoch: int | None = 5  # DnCNN epoch whose weights are kept (R §3.1); None = the last
     descriptor_train_patches: int | None = None  # points per training sequence the descriptors see (None = all)
     sweep_points: int | None = None  # test points per sequence in the noise sweep (None = all)
+    # accelerator settings (see nhpatches.device_sampling); the defaults are the host path of cpu/smoke
+    device_sampling: bool = False  # draw training batches on the device, inside the compiled step
+    mixed_precision: str | None = None  # None (float32) or "bf16" (Keras' mixed_bfloat16 while training)
+    jit_compile: bool | str = "auto"  # passed to Model.compile ("auto": Keras' choice per backend)
+    devices: int = 1  # data-parallel devices (keras.distribution.DataParallel, JAX only); 1 = none
 
 
 PROFILES: dict[str, Profile] = {
@@ -121,6 +126,7 @@ PROFILES: dict[str, Profile] = {
         predict_batch_size=2048,
         descriptor_steps_per_epoch=2000, descriptor_validation_steps=200, epochs_retrain=13,
         dncnn_keep_epoch=5, descriptor_train_patches=None,
+        device_sampling=True, mixed_precision="bf16", jit_compile=True,
     ),
 }
 

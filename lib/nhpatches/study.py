@@ -286,6 +286,11 @@ class Study:
             "train_patches", "steps_per_epoch", "validation_steps", "batch_size", "denoiser_batch_size",
             "dncnn_batch_size", "descriptor_steps_per_epoch", "descriptor_validation_steps",
             "descriptor_train_patches")}
+        # Accelerator settings change the numbers, so they key the run too; only where they differ from
+        # the defaults, so that the cpu and smoke profiles' existing cache keys stay as they were.
+        defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)}
+        schedule.update({k: profile[k] for k in ("device_sampling", "mixed_precision", "jit_compile", "devices")
+                         if profile[k] != defaults[k]})
         # The backend is part of the key: the same seed gives different weights on TensorFlow, JAX and
         # PyTorch, so a run trained on one backend is never silently reused on another.
         settings = {"spec": dataclasses.asdict(spec), "epochs": epochs, "schedule": schedule, "seed": self.seed,

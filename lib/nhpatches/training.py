@@ -18,6 +18,9 @@ import pandas as pd
 
 from nhpatches import losses, models
 from nhpatches.batches import DenoisingBatches, JointBatches, PatchBank, TripletBatches
+from nhpatches.device_sampling import (DeviceDenoisingSampler, DeviceSteps, DeviceTripletSampler, EpochPlan,
+                                       SampledTrainer, StackedTargetLoss, TargetsAsInputs, data_parallel,
+                                       precision_policy, resolve_jit_compile, stacked_metrics)
 from nhpatches.cache import RunDir, atomic_path
 from nhpatches.config import Profile
 
@@ -136,17 +139,44 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0,
     raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'sgd'")
 
 
-def build_denoiser(spec: DenoiserSpec) -> keras.Model:
-    """The denoiser network of a spec, compiled with its loss and optimiser."""
+def build_denoiser_network(spec: DenoiserSpec) -> keras.Model:
+    """The (untrained, uncompiled) denoiser network of a spec."""
     builders = {"unet": models.build_unet, "dncnn": models.build_dncnn}
     if spec.architecture not in builders:
         raise ValueError(f"unknown denoiser architecture {spec.architecture!r}; expected {sorted(builders)}")
     if spec.loss not in ("mae", "mse"):
         raise ValueError(f"unknown denoiser loss {spec.loss!r}; expected 'mae' or 'mse'")
-    model = builders[spec.architecture](name=spec.name)
-    model.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate, spec.momentum, spec.nesterov),
-                  loss=spec.loss, metrics=["mae", "mse"])
+    return builders[spec.architecture](name=spec.name)
+
+
+def _denoiser_optimizer(spec: DenoiserSpec) -> keras.optimizers.Optimizer:
+    """A fresh optimiser of a denoiser spec."""
+    return make_optimizer(spec.optimizer, spec.learning_rate, spec.momentum, spec.nesterov)
+
+
+def build_denoiser(spec: DenoiserSpec, jit_compile: bool | str = "auto") -> keras.Model:
+    """The denoiser network of a spec, compiled with its loss and optimiser."""
+    model = build_denoiser_network(spec)
+    model.compile(optimizer=_denoiser_optimizer(spec), loss=spec.loss, metrics=["mae", "mse"],
+                  jit_compile=jit_compile)
     return model
+
+
+def build_sampled_denoiser_trainer(spec: DenoiserSpec, train: PatchBank, batch_size: int, steps: int | None,
+                                   seed: int, jit_compile: bool | str = "auto") -> tuple[keras.Model, SampledTrainer]:
+    """(denoiser, trainer) for device sampling: the trainer draws (noisy, clean) batches of ``train`` on the device.
+
+    ``steps`` None: one shuffled pass per epoch (see DeviceDenoisingSampler). Same loss and
+    metrics ("mae", "mse") as build_denoiser.
+    """
+    if train.noisy is None:
+        raise ValueError("denoiser training needs noisy patches; the bank has none")
+    model = build_denoiser_network(spec)
+    sampler = DeviceDenoisingSampler(train.noisy, train.clean, batch_size, steps, seed, name="sampler")
+    trainer = SampledTrainer(model, sampler, "denoise", name=f"{spec.name}_trainer")
+    trainer.compile(optimizer=_denoiser_optimizer(spec), loss=StackedTargetLoss(spec.loss),
+                    metrics=stacked_metrics(), jit_compile=jit_compile)
+    return model, trainer
 
 
 def build_descriptor_network(spec: DescriptorSpec) -> keras.Model:
@@ -163,25 +193,51 @@ def descriptor_mode(spec: DescriptorSpec) -> str:
     return "pair" if spec.loss == "hardest_negative" else "triplet"
 
 
-def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None = None) -> tuple[keras.Model, keras.Model]:
+def descriptor_loss(spec: DescriptorSpec) -> keras.losses.Loss:
+    """The loss of a descriptor spec, for a (B, 3, D) triplet or (B, 2, D) pair trainer output."""
+    if spec.loss == "triplet":
+        return losses.triplet_loss(spec.margin, spec.distance)
+    if spec.loss == "hard_triplet":
+        return losses.hard_triplet_loss(spec.margin, spec.distance)
+    if spec.loss == "hardest_negative":
+        return losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap)
+    raise ValueError(f"unknown descriptor loss {spec.loss!r}; "
+                     "expected 'triplet', 'hard_triplet' or 'hardest_negative'")
+
+
+def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None = None,
+                             jit_compile: bool | str = "auto") -> tuple[keras.Model, keras.Model]:
     """(descriptor, trainer): the trainer shares weights and outputs stacked descriptors for the loss.
 
     With ``initial`` the descriptor starts from a copy of its weights (fine-tuning).
     """
+    loss = descriptor_loss(spec)
     descriptor = build_descriptor_network(spec)
     if initial is not None:
         descriptor.set_weights(initial.get_weights())
-    if spec.loss == "triplet":
-        trainer, loss = models.build_triplet_trainer(descriptor), losses.triplet_loss(spec.margin, spec.distance)
-    elif spec.loss == "hard_triplet":
-        trainer, loss = models.build_triplet_trainer(descriptor), losses.hard_triplet_loss(spec.margin, spec.distance)
-    elif spec.loss == "hardest_negative":
-        trainer = models.build_pair_trainer(descriptor)
-        loss = losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap)
-    else:
-        raise ValueError(f"unknown descriptor loss {spec.loss!r}; "
-                         "expected 'triplet', 'hard_triplet' or 'hardest_negative'")
-    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=loss)
+    build = models.build_pair_trainer if descriptor_mode(spec) == "pair" else models.build_triplet_trainer
+    trainer = build(descriptor)
+    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=loss, jit_compile=jit_compile)
+    return descriptor, trainer
+
+
+def build_sampled_descriptor_trainer(spec: DescriptorSpec, patches, batch_size: int, seed: int,
+                                     initial: keras.Model | None = None,
+                                     jit_compile: bool | str = "auto") -> tuple[keras.Model, SampledTrainer]:
+    """(descriptor, trainer) for device sampling: the trainer draws its batches from ``patches`` on the device.
+
+    ``patches`` is one source of a bank, uint8 (points, 16, P, P); batches follow TripletBatches
+    (see DeviceTripletSampler) with the spec's mode and flip. Same loss and optimiser as
+    build_descriptor_trainer; validation takes host TripletBatches.
+    """
+    loss = descriptor_loss(spec)
+    descriptor = build_descriptor_network(spec)
+    if initial is not None:
+        descriptor.set_weights(initial.get_weights())
+    mode = descriptor_mode(spec)
+    sampler = DeviceTripletSampler(patches, batch_size, mode, spec.flip, seed, name="sampler")
+    trainer = SampledTrainer(descriptor, sampler, mode, name=f"{mode}_trainer")
+    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=loss, jit_compile=jit_compile)
     return descriptor, trainer
 
 
@@ -204,12 +260,26 @@ def train_denoiser(spec: DenoiserSpec, train: PatchBank, validation: PatchBank, 
                    seed: int, run: RunDir) -> dict:
     """Train a denoiser on (noisy, clean) pairs; keep the weights of its kept epoch; save in ``run``."""
     keras.utils.set_random_seed(seed)
-    model = build_denoiser(spec)
     batch = profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size
     epochs, keep = denoiser_epochs(spec, profile)
-    train_data = DenoisingBatches(train, batch, profile.steps_per_epoch, seed)
+    jit_compile = resolve_jit_compile(profile.jit_compile)
     val_data = DenoisingBatches(validation, batch, profile.validation_steps, seed + 1, frozen=True)
-    return _fit_and_save(model, model, train_data, val_data, epochs, patches_per_item=1, run=run, keep_epoch=keep)
+    with data_parallel(profile.devices, (batch,)):
+        with precision_policy(profile.mixed_precision):
+            if profile.device_sampling:
+                model, trainer = build_sampled_denoiser_trainer(spec, train, batch, profile.steps_per_epoch, seed,
+                                                                jit_compile)
+            else:
+                model = trainer = build_denoiser(spec, jit_compile)
+        export = build_denoiser_network(spec) if profile.mixed_precision else None  # float32, for saving
+        if profile.device_sampling:
+            sampler = trainer.sampler
+            return _fit_and_save(model, trainer, DeviceSteps(sampler.steps, batch, profile.devices),
+                                 TargetsAsInputs(val_data), epochs, patches_per_item=1, run=run, keep_epoch=keep,
+                                 export=export, callbacks=[EpochPlan(sampler)])
+        train_data = DenoisingBatches(train, batch, profile.steps_per_epoch, seed)
+        return _fit_and_save(model, trainer, train_data, val_data, epochs, patches_per_item=1, run=run,
+                             keep_epoch=keep, export=export)
 
 
 def train_descriptor(spec: DescriptorSpec, train: PatchBank, validation: PatchBank, profile: Profile,
@@ -222,16 +292,28 @@ def train_descriptor(spec: DescriptorSpec, train: PatchBank, validation: PatchBa
     if (initial is None) != (spec.init_from is None):
         raise ValueError(f"descriptor {spec.name!r}: init_from={spec.init_from!r} needs exactly that trained model")
     keras.utils.set_random_seed(seed)
-    descriptor, trainer = build_descriptor_trainer(spec, initial)
     mode = descriptor_mode(spec)
     steps = profile.descriptor_steps_per_epoch
-    train_data = TripletBatches(train, profile.batch_size, steps, seed, mode, spec.flip, source)
+    jit_compile = resolve_jit_compile(profile.jit_compile)
     val_batch = min(profile.batch_size, validation.num_points)
     val_data = TripletBatches(validation, val_batch, profile.descriptor_validation_steps, seed + 1, mode,
                               spec.flip, source, frozen=True)
     per_item = 3 if mode == "triplet" else 2
-    metrics = _fit_and_save(descriptor, trainer, train_data, val_data, descriptor_epochs(spec, profile),
-                            per_item, run)
+    with data_parallel(profile.devices, (profile.batch_size, val_batch)):
+        with precision_policy(profile.mixed_precision):
+            if profile.device_sampling:
+                if source not in ("clean", "noisy", "denoised") or getattr(train, source) is None:
+                    raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, "
+                                     f"got {source!r}")
+                descriptor, trainer = build_sampled_descriptor_trainer(
+                    spec, getattr(train, source), profile.batch_size, seed, initial, jit_compile)
+                train_data = DeviceSteps(steps, profile.batch_size, profile.devices)
+            else:
+                descriptor, trainer = build_descriptor_trainer(spec, initial, jit_compile)
+                train_data = TripletBatches(train, profile.batch_size, steps, seed, mode, spec.flip, source)
+        export = build_descriptor_network(spec) if profile.mixed_precision else None  # float32, for saving
+        metrics = _fit_and_save(descriptor, trainer, train_data, val_data, descriptor_epochs(spec, profile),
+                                per_item, run, export=export)
     metrics["source"] = source
     metrics["init_from"] = spec.init_from
     return metrics
@@ -319,15 +401,23 @@ class KeepEpoch(keras.callbacks.Callback):
 
 def _fit_and_save(model: keras.Model, trainer: keras.Model, train_data: keras.utils.PyDataset,
                   val_data: keras.utils.PyDataset, epochs: int, patches_per_item: int, run: RunDir,
-                  keep_epoch: int | None = None) -> dict:
-    """Fit ``trainer``, save ``model`` (its ``keep_epoch`` weights) and the history; return metrics."""
+                  keep_epoch: int | None = None, export: keras.Model | None = None,
+                  callbacks: list[keras.callbacks.Callback] | None = None) -> dict:
+    """Fit ``trainer``, save ``model`` (its ``keep_epoch`` weights) and the history; return metrics.
+
+    ``export``: a float32 copy of ``model``'s architecture that receives the kept weights and is
+    saved instead (after mixed-precision training, so the saved model is the plain float32 network).
+    """
     keep_epoch = keep_epoch or epochs
     keeper = KeepEpoch(model, keep_epoch)
     start = time.perf_counter()
     history = trainer.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
-                          callbacks=[EpochLog(model.name, epochs), keeper])
+                          callbacks=[*(callbacks or []), EpochLog(model.name, epochs), keeper])
     seconds = time.perf_counter() - start
     model.set_weights(keeper.weights)
+    if export is not None:
+        export.set_weights(keeper.weights)
+        model = export
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", range(1, len(frame) + 1))
     with atomic_path(run.file("history.csv")) as tmp:
