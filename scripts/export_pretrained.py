@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                        epochs=args.epochs)
     denoiser = None if args.denoiser == "none" else study.denoiser(args.denoiser)
     descriptor = study.descriptor(args.descriptor, args.denoiser)
+    if denoiser is not None and study.descriptor_source(args.descriptor, args.denoiser) == "joint":
+        # a jointly trained descriptor runs behind its own fine-tuned copy of the denoiser
+        model, key = study.pipeline_denoiser(args.denoiser, args.descriptor)
+        denoiser = dataclasses.replace(denoiser, model=model, metrics={**denoiser.metrics, "joint_run_key": key})
     info = {
         "profile": args.profile,
         "profile_settings": dataclasses.asdict(study.profile),
