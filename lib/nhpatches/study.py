@@ -392,10 +392,10 @@ class Study:
             metrics = run.metrics()
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
 
-    def pipeline_denoiser(self, denoiser: str, descriptor: str) -> tuple[keras.Model, str]:
+    def pipeline_denoiser(self, denoiser: str, descriptor: str | None = None) -> tuple[keras.Model, str]:
         """(model, cache key) of the denoiser a pipeline runs: its own fine-tuned copy when the
         descriptor was trained jointly with it, else the trained ``denoiser``."""
-        if self.descriptor_source(descriptor, denoiser) == "joint":
+        if descriptor is not None and self._is_joint(descriptor, denoiser):
             trained = self.descriptor(descriptor, denoiser)
             return training.load_joint_denoiser(trained.run), trained.run.key
         return self.denoiser(denoiser).model, self.denoiser_run_key(denoiser)
@@ -438,11 +438,8 @@ class Study:
         if denoiser in INPUT_ONLY:
             attribute = "clean" if denoiser == "clean" else "noisy"
             return {name: getattr(seq, attribute) for name, seq in self.test_sequences.items()}
-        joint = descriptor is not None and self._is_joint(descriptor, denoiser)
-        run = self._denoised_run(denoiser, self._pipeline_denoiser_key(denoiser, descriptor) if joint else None)
-        model = (lambda: self.pipeline_denoiser(denoiser, descriptor)[0]) if joint else (
-            lambda: self.denoiser(denoiser).model)
-        load_or_compute(run, lambda r: self._denoise_test(model(), r))
+        run = self._denoised_run(denoiser, self._pipeline_denoiser_key(denoiser, descriptor))
+        load_or_compute(run, lambda r: self._denoise_test(self.pipeline_denoiser(denoiser, descriptor)[0], r))
         with np.load(run.path / "patches.npz") as stored:
             return {name: stored[name] for name in self.test_sequences}
 
@@ -458,10 +455,10 @@ class Study:
             return self.descriptor_run_key(descriptor, denoiser)
         return self.denoiser_run_key(denoiser)
 
-    def _denoised_run(self, denoiser: str, model_key: str | None = None) -> RunDir:
-        """Cache folder of a denoiser's output on the test set (``model_key``: a joint run's key)."""
+    def _denoised_run(self, denoiser: str, model_key: str) -> RunDir:
+        """Cache folder of a denoiser's output on the test set (``model_key``: the model's run key)."""
         return RunDir(self.results_root, "denoised_test", {
-            "denoiser": denoiser, "model": model_key or self.denoiser_run_key(denoiser),
+            "denoiser": denoiser, "model": model_key,
             "test_patches": self.profile.test_patches, "split": self.split, "data": self.fingerprint,
             "noise_seed": self.seed})
 
