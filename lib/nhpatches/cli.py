@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nhpatches.descriptor_io import read_descriptor_dir
@@ -46,19 +46,29 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns 0 on success, 2 on bad input or usage (message on stderr)."""
-    parser = build_parser()
+#: Errors a command turns into a one-line message and exit code 2 (bad input or usage).
+INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, FileNotFoundError, NotADirectoryError,
+                                             PermissionError)
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser, run_args: Callable[[argparse.Namespace], object],
+                argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run; 0 on success, 2 on bad input or usage with ``prog: error: ...`` on stderr."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        print(f"hpatches-eval: error: {error}", file=sys.stderr)
+        run_args(args)
+    except INPUT_ERRORS as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns 0 on success, 2 on bad input or usage (message on stderr)."""
+    return run_command("hpatches-eval", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from nhpatches import data
+from nhpatches.cli import run_command
 from nhpatches.config import IMAGE_TYPES
 from nhpatches.descriptor_io import write_descriptor_dir
 from nhpatches.pretrained import DEFAULT_PIPELINE, SUPPORTED_PATCH_SIZES, describe
@@ -101,17 +102,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns 0 on success, 2 on bad input or usage (message on stderr)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        run(args)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as error:
-        print(f"hpatches-describe: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command("hpatches-describe", build_parser(), run, argv)
 
 
 if __name__ == "__main__":
