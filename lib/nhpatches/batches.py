@@ -200,8 +200,13 @@ class TripletBatches(_EpochBatches):
                 "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
                 "flip": self._flip_codes(rng, total), "negative_flip": self._flip_codes(rng, total)}
 
+    def _batch_plan(self, index: int) -> dict[str, np.ndarray]:
+        """The drawn points, images and flip codes of batch ``index``."""
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return {name: values[rows] for name, values in self._plan.items()}
+
     def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        plan = {name: values[index * self.batch_size:(index + 1) * self.batch_size] for name, values in self._plan.items()}
+        plan = self._batch_plan(index)
         patches = getattr(self.bank, self.source)
         anchor = flip_patches(patches[plan["point"], plan["first"]], plan["flip"])
         positive = flip_patches(patches[plan["point"], plan["second"]], plan["flip"])
@@ -228,7 +233,7 @@ class JointBatches(TripletBatches):
         super().__init__(bank, batch_size, steps, seed, "pair", flip, "noisy", frozen)
 
     def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
-        plan = {name: values[index * self.batch_size:(index + 1) * self.batch_size] for name, values in self._plan.items()}
+        plan = self._batch_plan(index)
         inputs, clean = [], []
         for image in ("first", "second"):
             where = (plan["point"], plan[image])
