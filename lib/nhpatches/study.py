@@ -123,7 +123,7 @@ class Study:
         """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once).
 
         ``seeds`` (e.g. [0, 1, 2]) makes a multi-seed study: every model is trained once per seed
-        (the seed also draws the noise of the training and test patches) and ``table`` gives the
+        (and the synthesised noise where the data stores none, e.g. hpatches-release) and ``table`` gives the
         mean and std over the seeds; the study itself, its figures and training curves use the first
         seed (``seed`` is then ignored). ``joint_lambda`` is λ of the joint denoise-and-describe
         training (notebook 08; None: 0.01, the spec's).
