@@ -76,6 +76,12 @@ SWEEP_PIPELINES: tuple[tuple[str, str], ...] = (
     ("unet_adam", "hardnet_flip"),
     ("unet_adam", "hardnet_joint"),
 )
+def extension_pipelines(pipelines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The pipelines whose descriptor is a named extension (not the report's, not classical)."""
+    return tuple(p for p in pipelines if p[1] in training.DESCRIPTORS
+                 and training.DESCRIPTORS[p[1]].family == "extension")
+
+
 #: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
 INPUT_ONLY = ("none", "clean")
 #: Descriptors with no training (nhpatches.classical): raw pixels and OpenCV's SIFT.
@@ -675,10 +681,6 @@ class Study:
                 runs[denoiser] = self.denoiser(denoiser).metrics
             runs[report.pipeline_label(denoiser, descriptor)] = self.descriptor(descriptor, denoiser).metrics
         return report.table1_epochs(runs)
-
-    def table2_results(self, extra: tuple[tuple[str, str], ...] = (("none", "baseline"), ("clean", "baseline"))) -> list[dict]:
-        """Evaluation results of Table 2's pipelines, plus the noisy-input and clean-input references."""
-        return [self.evaluate(den, desc) for den, desc in TABLE2_PIPELINES + extra]
 
 
 def _row_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
