@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from nhpatches.config import IMAGE_TYPES, NOISE_LEVELS
+from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS
+from nhpatches.data.tasks import TaskSet, generate_tasks
 from nhpatches.evaluation import (
     POOL_SIZES,
     evaluate,
@@ -29,7 +30,6 @@ from nhpatches.evaluation import (
     evaluate_retrieval,
     evaluate_verification,
 )
-from nhpatches.tasks import TaskSet, generate_tasks
 
 NOISE_SIGMA = {"ref": 1.0, "e": 1.1, "h": 1.4, "t": 1.8}
 LOOP_PAIRS = 20_000

@@ -40,18 +40,27 @@ import keras
 import numpy as np
 from keras import ops
 
-from nhpatches import config, evaluation, tasks, training
-from nhpatches.batches import DenoisingBatches, PatchBank, TripletBatches, bank_from_sequences
-from nhpatches.device_sampling import DeviceSteps, precision_policy, resolve_jit_compile
+from nhpatches import evaluation
+from nhpatches.core import config
+from nhpatches.data import tasks
+from nhpatches.nets import specs
+from nhpatches.train import training
+from nhpatches.train.batches import (
+    DenoisingBatches,
+    PatchBank,
+    TripletBatches,
+    bank_from_sequences,
+)
+from nhpatches.train.device import DeviceSteps, precision_policy, resolve_jit_compile
 
 MODELS = {
-    "unet": training.DENOISERS["unet"],
-    "dncnn": training.DENOISERS["dncnn_adam"],
-    "baseline": training.DESCRIPTORS["baseline"],
-    "updated": training.DESCRIPTORS["updated"],
-    "deep": training.DESCRIPTORS["deep"],
-    "hard": training.DESCRIPTORS["hard"],
-    "hardnet": training.DESCRIPTORS["hardnet_flip"],
+    "unet": specs.DENOISERS["unet"],
+    "dncnn": specs.DENOISERS["dncnn_adam"],
+    "baseline": specs.DESCRIPTORS["baseline"],
+    "updated": specs.DESCRIPTORS["updated"],
+    "deep": specs.DESCRIPTORS["deep"],
+    "hard": specs.DESCRIPTORS["hard"],
+    "hardnet": specs.DESCRIPTORS["hardnet_flip"],
 }
 
 
@@ -71,13 +80,13 @@ def make_data(spec: object, bank: PatchBank, profile: config.Profile, steps: int
     """
     jit = resolve_jit_compile(profile.jit_compile)
     with precision_policy(profile.mixed_precision):
-        if isinstance(spec, training.DenoiserSpec):
+        if isinstance(spec, specs.DenoiserSpec):
             size = batch or (profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size)
             if profile.device_sampling:
                 _, trainer = training.build_sampled_denoiser_trainer(spec, bank, size, steps, 0, jit)
                 return trainer, DeviceSteps(steps, size), 1
             return training.build_denoiser(spec, jit), DenoisingBatches(bank, size, steps), 1
-        mode = training.descriptor_mode(spec)
+        mode = specs.descriptor_mode(spec)
         size = batch or profile.batch_size
         per_item = 3 if mode == "triplet" else 2
         if profile.device_sampling:

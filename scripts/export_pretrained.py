@@ -7,8 +7,8 @@ HPatches mAPs) into ``lib/nhpatches/resources/pretrained/`` of this checkout, or
 
     python scripts/export_pretrained.py --denoiser unet_adam --descriptor hardnet_flip --profile cpu
 
-``--denoiser`` is any name of ``training.DENOISERS`` or "none" (the descriptor alone, trained as
-the study's "none" pipeline); ``--descriptor`` any name of ``training.DESCRIPTORS``.
+``--denoiser`` is any name of ``specs.DENOISERS`` or "none" (the descriptor alone, trained as
+the study's "none" pipeline); ``--descriptor`` any name of ``specs.DESCRIPTORS``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ CHECK_PATCHES = 1024
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    from nhpatches import training
+    from nhpatches.nets import specs
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--denoiser", required=True, choices=sorted(training.DENOISERS) + ["none"])
-    parser.add_argument("--descriptor", required=True, choices=sorted(training.DESCRIPTORS))
+    parser.add_argument("--denoiser", required=True, choices=sorted(specs.DENOISERS) + ["none"])
+    parser.add_argument("--descriptor", required=True, choices=sorted(specs.DESCRIPTORS))
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--data-dir", default=None, help="hpatches-release or N-HPatches folder (default: embedded)")
     parser.add_argument("--seed", type=int, default=0)
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     """Train (or load) the pipeline, export it, check the export and record the results."""
     import keras
 
-    from nhpatches import pretrained, training
+    from nhpatches import pretrained
+    from nhpatches.nets import specs
     from nhpatches.study import Study
 
     args = parse_args(argv)
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                               "test_patches_per_sequence": study.profile.test_patches,
                               "tasks": results.get("tasks", {}).get("source")}
     manifest_path = pretrained.export_pipeline(
-        args.out, descriptor.model, training.DESCRIPTORS[args.descriptor],
-        None if denoiser is None else denoiser.model, None if denoiser is None else training.DENOISERS[args.denoiser],
+        args.out, descriptor.model, specs.DESCRIPTORS[args.descriptor],
+        None if denoiser is None else denoiser.model, None if denoiser is None else specs.DENOISERS[args.denoiser],
         info)
     manifest = pretrained.read_manifest(manifest_path)
     manifest["export_check"] = pretrained.check_export(

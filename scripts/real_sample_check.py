@@ -32,7 +32,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import nhpatches
-    from nhpatches import config, data, findings, pretrained, sweep
+    from nhpatches import data, pretrained
+    from nhpatches.core import config
+    from nhpatches.data import sweep
+    from nhpatches.study import findings
 
     sequence = data.load_sequence(args.sequence, max_patches=args.points)
     if sequence.clean is None:

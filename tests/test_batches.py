@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nhpatches.batches import (
+from nhpatches.train.batches import (
     FLIP_MODES,
     DenoisingBatches,
     TripletBatches,
@@ -222,7 +222,7 @@ def test_denoising_random_steps_are_not_a_full_pass() -> None:
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_cap_points_rejects_bad_counts(bad) -> None:
     """cap_points takes a positive int or None."""
-    from nhpatches.batches import cap_points
+    from nhpatches.train.batches import cap_points
 
     bank = bank_from_sequences({"i_a": SimpleNamespace(clean=np.zeros((16, 3, 4, 4), np.uint8), noisy=None)})
     assert cap_points(bank, None) is bank

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nhpatches import findings, models, report, sweep, training
-from nhpatches.batches import JointBatches, bank_from_sequences
-from nhpatches.study import Study
+from nhpatches.data import sweep
+from nhpatches.nets import models, specs
+from nhpatches.study import Study, findings, report
+from nhpatches.train import training
+from nhpatches.train.batches import JointBatches, bank_from_sequences
 
 FAST = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_dncnn=1, dncnn_keep_epoch=None,
             epochs_descriptor=1, epochs_retrain=1, descriptor_steps_per_epoch=1, descriptor_validation_steps=1)
@@ -60,8 +62,8 @@ def test_sweep_noise_std_and_bad_input() -> None:
 
 # ----- joint denoise-and-describe ----------------------------------------------------------------
 
-def _joint_spec(weight: float) -> training.DescriptorSpec:
-    return dataclasses.replace(training.DESCRIPTORS["hardnet_joint"], joint_weight=weight)
+def _joint_spec(weight: float) -> specs.DescriptorSpec:
+    return dataclasses.replace(specs.DESCRIPTORS["hardnet_joint"], joint_weight=weight)
 
 
 def test_joint_gradients_reach_the_denoiser_at_lambda_zero() -> None:
@@ -93,7 +95,7 @@ def test_joint_lambda_weights_the_mae_term() -> None:
     with pytest.raises(ValueError, match="joint_weight"):
         training.build_joint_trainer(_joint_spec(-1.0), unet, hardnet)
     with pytest.raises(ValueError, match="train_on='joint'"):
-        training.build_joint_trainer(training.DESCRIPTORS["hardnet_flip"], unet, hardnet)
+        training.build_joint_trainer(specs.DESCRIPTORS["hardnet_flip"], unet, hardnet)
 
 
 def test_joint_batches_flip_noisy_and_clean_alike() -> None:

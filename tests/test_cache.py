@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from nhpatches.cache import RunDir, atomic_path, load_or_compute, read_json, run_key, save_array, write_json
+from nhpatches.core.cache import (
+    RunDir,
+    atomic_path,
+    load_or_compute,
+    read_json,
+    run_key,
+    save_array,
+    write_json,
+)
 
 
 def test_run_key_ignores_key_order_but_not_values() -> None:

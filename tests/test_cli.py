@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nhpatches.cli import main
+from nhpatches.cli.eval import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hpatches_eval"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
@@ -158,7 +158,10 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "npy"])
 def test_write_then_read_descriptor_dir(tmp_path: Path, fmt: str) -> None:
     """write_descriptor_dir round-trips float32 values exactly and leaves no temp files."""
-    from nhpatches.descriptor_io import read_descriptor_dir, write_descriptor_dir
+    from nhpatches.evaluation.descriptor_io import (
+        read_descriptor_dir,
+        write_descriptor_dir,
+    )
 
     values = {"i_one": np.random.default_rng(0).normal(size=(16, 7, 5)).astype(np.float32)}
     write_descriptor_dir(values, tmp_path, fmt=fmt)

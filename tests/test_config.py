@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nhpatches import config
+from nhpatches.core import config
 
 
 def test_image_types_order() -> None:

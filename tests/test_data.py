@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from nhpatches import data
-from nhpatches.config import IMAGE_TYPES, resource_path
+from nhpatches.core.config import IMAGE_TYPES, resource_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hpatches-sample"
 WORMHOLE = FIXTURES / "v_wormhole"

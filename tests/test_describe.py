@@ -13,10 +13,11 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from nhpatches import classical, data, pretrained  # noqa: E402
-from nhpatches.cli import main as eval_main  # noqa: E402
-from nhpatches.config import IMAGE_TYPES  # noqa: E402
-from nhpatches.describe_cli import main as describe_main  # noqa: E402
+from nhpatches import data, pretrained  # noqa: E402
+from nhpatches.cli.describe import main as describe_main  # noqa: E402
+from nhpatches.cli.eval import main as eval_main  # noqa: E402
+from nhpatches.core.config import IMAGE_TYPES  # noqa: E402
+from nhpatches.nets import classical
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORMHOLE = FIXTURES / "hpatches-sample" / "v_wormhole"
@@ -26,7 +27,7 @@ EVAL_FIXTURE = FIXTURES / "hpatches_eval"
 @pytest.fixture(scope="module")
 def wormhole() -> np.ndarray:
     """The real v_wormhole sequence (release layout): (16, 40, 65, 65) uint8."""
-    return data._read_strip_set([WORMHOLE / f"{image_type}.png" for image_type in IMAGE_TYPES], None)
+    return data.read_strip_set([WORMHOLE / f"{image_type}.png" for image_type in IMAGE_TYPES], None)
 
 
 def nn_accuracy(descriptors: np.ndarray) -> np.ndarray:
@@ -170,11 +171,12 @@ def random_export(tmp_path_factory: pytest.TempPathFactory):
     """A randomly initialised U-Net + HardNet pipeline exported to a temp folder: (folder, denoiser, descriptor)."""
     import keras
 
-    from nhpatches import training
+    from nhpatches.nets import specs
+    from nhpatches.train import training
 
     keras.utils.set_random_seed(5)
-    den_spec, desc_spec = training.DENOISERS["unet_adam"], training.DESCRIPTORS["hardnet_flip"]
-    denoiser, descriptor = training.build_denoiser(den_spec), training.build_descriptor_network(desc_spec)
+    den_spec, desc_spec = specs.DENOISERS["unet_adam"], specs.DESCRIPTORS["hardnet_flip"]
+    denoiser, descriptor = training.build_denoiser(den_spec), specs.build_descriptor_network(desc_spec)
     folder = tmp_path_factory.mktemp("export")
     pretrained.export_pipeline(folder, descriptor, desc_spec, denoiser, den_spec, info={"profile": "test"})
     return folder, denoiser, descriptor
@@ -189,7 +191,7 @@ def test_export_reproduces_the_original_models(random_export, wormhole: np.ndarr
     1.4% on the shipped cpu export); end to end the descriptors then stay within 0.02 per component
     and cosine 0.999 (measured: 1.0e-2 / 0.9993 here, 4.2e-3 / 0.9999 on the shipped cpu export).
     """
-    from nhpatches.study import denoise_patches, describe_patches
+    from nhpatches.nets.inference import denoise_patches, describe_patches
 
     folder, denoiser, descriptor = random_export
     patches = data.resize_patches(wormhole[:, :8].reshape(-1, 65, 65), 32)
@@ -217,12 +219,12 @@ def test_export_without_denoiser_and_non_normalised_descriptor(tmp_path: Path) -
     within float16 rounding."""
     import keras
 
-    from nhpatches import training
-    from nhpatches.study import describe_patches
+    from nhpatches.nets import specs
+    from nhpatches.nets.inference import describe_patches
 
     keras.utils.set_random_seed(6)
-    spec = training.DESCRIPTORS["baseline"]
-    descriptor = training.build_descriptor_network(spec)
+    spec = specs.DESCRIPTORS["baseline"]
+    descriptor = specs.build_descriptor_network(spec)
     pretrained.export_pipeline(tmp_path, descriptor, spec)
     pretrained.export_pipeline(tmp_path / "again", descriptor, spec)
     shas = [json.loads((folder / pretrained.MANIFEST_NAME).read_text())["sha256"] for folder in (tmp_path, tmp_path / "again")]
@@ -392,8 +394,8 @@ def test_describe_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_describe_cli_as_a_process(nhpatches_dataset: Path, tmp_path: Path) -> None:
-    """`python -m nhpatches.describe_cli` runs with a quiet stderr (what the console script calls)."""
-    done = subprocess.run([sys.executable, "-m", "nhpatches.describe_cli", str(nhpatches_dataset),
+    """`python -m nhpatches.cli.describe` runs with a quiet stderr (what the console script calls)."""
+    done = subprocess.run([sys.executable, "-m", "nhpatches.cli.describe", str(nhpatches_dataset),
                            str(tmp_path / "out"), "--pipeline", "raw"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -17,11 +17,19 @@ import pandas as pd
 import pytest
 from keras import ops
 
-from nhpatches import config, training
-from nhpatches.batches import DenoisingBatches, bank_from_sequences, flip_patches
-from nhpatches.cache import RunDir
-from nhpatches.device_sampling import (DeviceDenoisingSampler, DeviceTripletSampler, data_parallel,
-                                       flip_tensor, precision_policy, resolve_jit_compile)
+from nhpatches.core import config
+from nhpatches.core.cache import RunDir
+from nhpatches.nets import specs
+from nhpatches.train import training
+from nhpatches.train.batches import DenoisingBatches, bank_from_sequences, flip_patches
+from nhpatches.train.device import (
+    DeviceDenoisingSampler,
+    DeviceTripletSampler,
+    data_parallel,
+    flip_tensor,
+    precision_policy,
+    resolve_jit_compile,
+)
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
 POINTS, SIZE = 24, 32
@@ -136,7 +144,7 @@ def _fit_losses(mixed_precision: str | None, jit_compile: bool | str) -> tuple[l
     statistics, which validation uses, are still far from the batch statistics.
     """
     bank = make_bank()
-    spec = training.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
+    spec = specs.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
                                    learning_rate=1e-3)
     keras.utils.set_random_seed(0)
     with precision_policy(mixed_precision):
@@ -171,9 +179,9 @@ def test_train_descriptor_and_denoiser_with_device_sampling_save_plain_float32_m
     bank = make_bank()
     profile = _device_profile()
     run = RunDir(tmp_path, "descriptor", {"k": 1})
-    metrics = training.train_descriptor(training.DESCRIPTORS["retrained"], bank, bank, profile, 0, run,
-                                        source="noisy", initial=training.build_descriptor_network(
-                                            training.DESCRIPTORS["baseline"]))
+    metrics = training.train_descriptor(specs.DESCRIPTORS["retrained"], bank, bank, profile, 0, run,
+                                        source="noisy", initial=specs.build_descriptor_network(
+                                            specs.DESCRIPTORS["baseline"]))
     history = pd.read_csv(run.path / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "val_loss"] and len(history) == profile.epochs_retrain
     assert metrics["patches_fed"] == profile.epochs_retrain * 3 * 8 * 3 and metrics["source"] == "noisy"
@@ -183,7 +191,7 @@ def test_train_descriptor_and_denoiser_with_device_sampling_save_plain_float32_m
 
     run = RunDir(tmp_path, "denoiser", {"k": 2})
     small = make_bank(points=8)  # 128 patches: 4 batches of 32 make one full pass
-    metrics = training.train_denoiser(training.DENOISERS["unet_adam"], small, small, profile, 0, run)
+    metrics = training.train_denoiser(specs.DENOISERS["unet_adam"], small, small, profile, 0, run)
     history = pd.read_csv(run.path / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "mae", "mse", "val_loss", "val_mae", "val_mse"]
     assert np.isfinite(history.to_numpy()).all()
@@ -222,17 +230,18 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
     import json, sys, tempfile
     from types import SimpleNamespace
     import jax, keras, numpy as np, pandas as pd
-    from nhpatches import config, training
-    from nhpatches.batches import bank_from_sequences
-    from nhpatches.cache import RunDir
-    from nhpatches.device_sampling import data_parallel
+    from nhpatches.core import config
+    from nhpatches.train import training
+    from nhpatches.train.batches import bank_from_sequences
+    from nhpatches.core.cache import RunDir
+    from nhpatches.train.device import data_parallel
 
     assert len(jax.devices()) == 2, jax.devices()
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (1, 24, 32, 32))
     clean = np.clip(base + rng.normal(0, 12, (16, 24, 32, 32)), 0, 255).astype(np.uint8)
     bank = bank_from_sequences({"v_t": SimpleNamespace(clean=clean, noisy=clean)})
-    spec = training.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
+    spec = specs.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
                                    learning_rate=1e-3)
     out = {}
     for sampling in (True,):  # the gpu profile's path; its validation batches come from the host sampler

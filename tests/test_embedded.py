@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nhpatches import data, embedded
-from nhpatches.config import IMAGE_TYPES
+from nhpatches import data
+from nhpatches.core.config import IMAGE_TYPES
+from nhpatches.data import embedded
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hpatches-sample"
 SMALL = {"seed": 0, "max_patches_per_sequence": 48, "images": 6}

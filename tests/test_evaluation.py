@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from nhpatches import evaluation
-from nhpatches.config import IMAGE_TYPES, NOISE_LEVELS
-from nhpatches.descriptor_io import read_descriptor_dir
+from nhpatches.evaluation import hpatches as hpatches_evaluation
+from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS
+from nhpatches.data.tasks import TaskSet, generate_tasks, load_tasks
 from nhpatches.evaluation import (
     average_precision,
     balanced_auc,
@@ -24,7 +25,7 @@ from nhpatches.evaluation import (
     format_results,
     results_to_frame,
 )
-from nhpatches.tasks import TaskSet, generate_tasks, load_tasks
+from nhpatches.evaluation.descriptor_io import read_descriptor_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hpatches_eval"
 TOLERANCE = 1e-6
@@ -258,7 +259,7 @@ def test_nearest_neighbour_exact_below_float32_resolution() -> None:
     target[1::2, 0] = np.nextafter(target[1::2, 0], np.float32(np.inf))
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
-    nearest, distance = evaluation._nearest_neighbours(reference, target, "L2")
+    nearest, distance = hpatches_evaluation._nearest_neighbours(reference, target, "L2")
     brute = [min(range(len(target)), key=lambda j: (reference_distance(r, target[j], "L2"), j)) for r in reference]
     np.testing.assert_array_equal(nearest, brute)
     assert np.all(distance > 0)

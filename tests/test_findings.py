@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from nhpatches import findings
+from nhpatches.study import findings
 
 HOLDS, FAILS = "→ holds on this run.", "→ does not hold on this run."
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from nhpatches import losses
+from nhpatches.nets import losses
 
 ATOL = 1e-4  # the eps under the square roots moves distances by ~1e-6 / d
 

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from nhpatches import losses, models, training
+from nhpatches.nets import losses, models, specs
+from nhpatches.train import training
 
 BUILDERS: dict[str, Callable[[], keras.Model]] = {
     "unet": models.build_unet,
@@ -493,12 +494,12 @@ def test_unet_coursework_sgd_step_is_finite() -> None:
 
 def test_study_specs_compile_the_report_set_ups() -> None:
     """The study's 'unet' and 'baseline' specs compile what the two tests above train."""
-    unet = training.build_denoiser(training.DENOISERS["unet"])
+    unet = training.build_denoiser(specs.DENOISERS["unet"])
     optimizer = unet.optimizer
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
     assert float(_np(optimizer.learning_rate)) == pytest.approx(1e-5) and optimizer.momentum == 0.9
     assert [_describe(layer) for layer in unet.layers] == EXPECTED_LAYOUTS["unet"]
-    descriptor, trainer = training.build_descriptor_trainer(training.DESCRIPTORS["baseline"])
+    descriptor, trainer = training.build_descriptor_trainer(specs.DESCRIPTORS["baseline"])
     assert [_describe(layer) for layer in descriptor.layers] == EXPECTED_LAYOUTS["baseline"]
     assert isinstance(trainer.loss, losses.TripletLoss)
     assert (trainer.loss.distance, trainer.loss.margin) == ("mean_squared", 1.0)

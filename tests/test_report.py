@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nhpatches import report
-from nhpatches.descriptor_io import read_descriptor_dir
+from nhpatches.data.tasks import load_tasks
 from nhpatches.evaluation import evaluate
-from nhpatches.tasks import load_tasks
+from nhpatches.evaluation.descriptor_io import read_descriptor_dir
+from nhpatches.study import report
 
 
 @pytest.fixture

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import pytest
 
-from nhpatches import config
-from nhpatches import study as study_module
-from nhpatches import training
-from nhpatches.study import Study, denoise_patches, describe_patches, hold_out_scenes
+from nhpatches.core import config
+from nhpatches.nets.inference import denoise_patches, describe_patches
+from nhpatches.study import Study, hold_out_scenes
+from nhpatches.study import study as study_module
+from nhpatches.train import training
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
 
 def test_denoising_quality_by_hand() -> None:
     """A constant error of 10 grey levels gives MAE 10 and PSNR 10 log10(255^2 / 100) at every level."""
-    from nhpatches.study import denoising_quality
+    from nhpatches.evaluation.quality import denoising_quality
 
     clean = {"i_a": np.zeros((16, 2, 4, 4), np.uint8)}
     noisy = {"i_a": np.full((16, 2, 4, 4), 10, np.uint8)}

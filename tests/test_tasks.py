@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nhpatches import tasks as tasks_module
-from nhpatches.tasks import (
+from nhpatches.data import tasks as tasks_module
+from nhpatches.data.hpatches import read_splits_file as read_splits
+from nhpatches.data.tasks import (
     TaskSet,
     generate_retrieval_lists,
     generate_tasks,
@@ -18,7 +19,6 @@ from nhpatches.tasks import (
     load_or_generate_tasks,
     load_tasks,
     official_tasks,
-    read_splits,
     validate_tasks,
     write_tasks,
 )

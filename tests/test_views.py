@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nhpatches import models, report
-from nhpatches.batches import PatchBank, TripletBatches
+from nhpatches.nets import models
+from nhpatches.study import report
+from nhpatches.train.batches import PatchBank, TripletBatches
 
 COLUMNS = ["name", "type", "output shape", "filters", "kernel", "strides", "activation", "initializer", "bias",
            "parameters", "details"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nhpatches.config import IMAGE_TYPES
+from nhpatches.core.config import IMAGE_TYPES
 
 #: The σ of the sweep, on the 0..255 scale (0: the clean patches).
 SWEEP_SIGMAS: tuple[float, ...] = (0.0, 10.0, 20.0, 35.0, 50.0, 70.0)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from nhpatches.descriptor_io import read_descriptor_dir
+from nhpatches.cli.common import run_command
+from nhpatches.core.cache import atomic_path
+from nhpatches.data.tasks import load_tasks
 from nhpatches.evaluation import DISTANCES, evaluate, format_results
-from nhpatches.tasks import atomic_write, load_tasks
+from nhpatches.evaluation.descriptor_io import read_descriptor_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,29 +43,10 @@ def run(args: argparse.Namespace) -> dict:
     print(format_results(results))
     if args.json is not None:
         text = json.dumps(results, indent=1) + "\n"
-        atomic_write(args.json, lambda temp: Path(temp).write_text(text))
+        with atomic_path(args.json) as temp:
+            temp.write_text(text)
         print(f"results written to {args.json}")
     return results
-
-
-#: Errors a command turns into a one-line message and exit code 2 (bad input or usage).
-INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, FileNotFoundError, NotADirectoryError,
-                                             PermissionError)
-
-
-def run_command(prog: str, parser: argparse.ArgumentParser, run_args: Callable[[argparse.Namespace], object],
-                argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run; 0 on success, 2 on bad input or usage with ``prog: error: ...`` on stderr."""
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    try:
-        run_args(args)
-    except INPUT_ERRORS as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

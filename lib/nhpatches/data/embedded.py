@@ -47,7 +47,8 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Mapping, Sequence as SequenceABC
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceABC
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,21 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from nhpatches.config import IMAGE_TYPES, NOISE_LEVELS, PATCH_SIZE, RELEASE_PATCH_SIZE
-from nhpatches.data import (MANIFEST_NAME, NOISE_STD, NOISE_SUFFIX, Sequence, make_noisy,
-                            resize_patches, sequence_noise_seed)
+from nhpatches.core.config import (
+    IMAGE_TYPES,
+    NOISE_LEVELS,
+    PATCH_SIZE,
+    RELEASE_PATCH_SIZE,
+)
+from nhpatches.data import (
+    MANIFEST_NAME,
+    NOISE_STD,
+    NOISE_SUFFIX,
+    Sequence,
+    make_noisy,
+    resize_patches,
+    sequence_noise_seed,
+)
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -38,14 +38,21 @@ import hashlib
 import json
 import re
 import types
-from collections.abc import Iterable, Mapping, Sequence as SequenceABC
+from collections.abc import Iterable, Mapping
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from nhpatches.config import IMAGE_TYPES, NOISE_LEVELS, PATCH_SIZE, SPLITS, resource_path
+from nhpatches.core.config import (
+    IMAGE_TYPES,
+    NOISE_LEVELS,
+    PATCH_SIZE,
+    SPLITS,
+    resource_path,
+)
 
 #: Noise std per level on the 0..255 scale (see the module docstring for the calibration).
 NOISE_STD: Mapping[str, float] = types.MappingProxyType({"easy": 20.0, "hard": 35.0, "tough": 50.0})
@@ -220,7 +227,7 @@ def _present_kinds(seq_dir: Path) -> dict[str, list[Path]]:
     return kinds
 
 
-def _read_strip_set(paths: list[Path], width: int | None) -> np.ndarray:
+def read_strip_set(paths: list[Path], width: int | None) -> np.ndarray:
     """Read 16 strips, checking equal widths and equal N. Shape: -> (16, N, W, W) uint8."""
     strips = []
     for path in paths:
@@ -263,9 +270,9 @@ def load_sequence(seq_dir: Path | str, noise_seed: int = 0, patch_size: int = PA
         raise layout_error(seq_dir, "sequence folder not found", FileNotFoundError)
     check_sequence_name(seq_dir)
     kinds = _present_kinds(seq_dir)
-    clean = _read_strip_set(kinds["clean"], None) if "clean" in kinds else None
+    clean = read_strip_set(kinds["clean"], None) if "clean" in kinds else None
     width = None if clean is None else clean.shape[-1]
-    noisy = _read_strip_set(kinds["noisy"], width) if "noisy" in kinds else None
+    noisy = read_strip_set(kinds["noisy"], width) if "noisy" in kinds else None
     _check_pair(seq_dir, clean, noisy)
     clean, noisy = (None if array is None else resize_patches(array[:, :max_patches], patch_size)
                     for array in (clean, noisy))
@@ -277,7 +284,7 @@ def load_sequence(seq_dir: Path | str, noise_seed: int = 0, patch_size: int = PA
 # --------------------------------------------------------------------------- datasets
 
 
-def _sequence_dirs(data_dir: Path) -> list[Path]:
+def sequence_dirs(data_dir: Path) -> list[Path]:
     """Sub-folders of data_dir that hold a ref strip (clean or noisy), sorted by name."""
     if not data_dir.is_dir():
         raise layout_error(data_dir, "data directory not found", FileNotFoundError)
@@ -292,7 +299,7 @@ def _sequence_dirs(data_dir: Path) -> list[Path]:
 def detect_layout(data_dir: Path | str) -> str:
     """'embedded', 'nhpatches' or 'release', from the manifest and the first sequence's files."""
     data_dir = Path(data_dir)
-    first = _sequence_dirs(data_dir)[0]
+    first = sequence_dirs(data_dir)[0]
     has_noise = (first / f"ref{NOISE_SUFFIX}.png").is_file()
     if (data_dir / MANIFEST_NAME).is_file():
         if not has_noise:
@@ -302,29 +309,38 @@ def detect_layout(data_dir: Path | str) -> str:
     return "nhpatches" if has_noise else "release"
 
 
-def _validate_splits(path: Path, splits: object) -> dict:
-    """Check the {split: {name, test, train}} structure of a splits file."""
+def read_splits_file(path: Path | str) -> dict:
+    """Read and validate a splits.json: {split: {name, test: [...], train?: [...]}}.
+
+    Every split needs a non-empty ``test`` list; ``test`` and ``train`` list distinct sequence
+    names like ``i_fog``. Errors name the file and the rule broken.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise layout_error(path, "splits file not found", FileNotFoundError)
+    try:
+        splits = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise layout_error(path, f"splits file is not valid JSON ({error})") from None
     if not isinstance(splits, dict) or not splits:
         raise layout_error(path, "splits file must be a JSON object keyed by split name")
     for name, entry in splits.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("test"), list):
-            raise layout_error(path, f"split {name!r} must be an object with a 'test' list "
+        if not isinstance(entry, dict) or not isinstance(entry.get("test"), list) or not entry["test"]:
+            raise layout_error(path, f"split {name!r} must be an object with a non-empty 'test' list "
                                      "(and optionally 'train' and 'name')")
+        for key in ("test", "train"):
+            names = entry.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(n, str) and _SEQUENCE_NAME.match(n) for n in names):
+                raise layout_error(path, f"split {name!r} '{key}' must list sequence names like 'i_fog'")
+            if len(set(names)) != len(names):
+                raise layout_error(path, f"split {name!r} '{key}' lists a sequence twice")
     return splits
 
 
 def read_splits(data_dir: Path | str) -> dict:
-    """Splits: <data_dir>/splits.json if present, else the official file shipped as package data."""
+    """Splits of a dataset: <data_dir>/splits.json if present, else the official file shipped as package data."""
     local = Path(data_dir) / "splits.json"
-    path = local if local.is_file() else resource_path("hpatches_tasks", "splits.json")
-    if not path.is_file():
-        raise layout_error(path, "no splits.json in the data directory and no packaged official "
-                                 "splits file", FileNotFoundError)
-    try:
-        splits = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise layout_error(path, f"splits file is not valid JSON ({exc})") from None
-    return _validate_splits(path, splits)
+    return read_splits_file(local if local.is_file() else resource_path("hpatches_tasks", "splits.json"))
 
 
 def split_sequence_names(splits: Mapping, split: str, subset: str) -> list[str]:

@@ -10,15 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from nhpatches import config, evaluation
-from nhpatches.cache import atomic_path
+from nhpatches import evaluation
+from nhpatches.core import config
+from nhpatches.core.cache import atomic_path
 
 if TYPE_CHECKING:  # annotations only: the module itself loads no Keras backend
     import keras

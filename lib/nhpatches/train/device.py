@@ -35,9 +35,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from nhpatches import losses
-from nhpatches.batches import FLIP_MODES, DenoisingBatches
-from nhpatches.config import IMAGE_TYPES
+from nhpatches.core.config import IMAGE_TYPES
+from nhpatches.nets import losses
+from nhpatches.train.batches import DenoisingBatches, check_batch_settings
 
 #: Images per sequence (the second axis of a bank).
 NUM_IMAGES = len(IMAGE_TYPES)
@@ -111,15 +111,7 @@ class DeviceTripletSampler(keras.layers.Layer):
         super().__init__(**kwargs)
         flat = _check_bank(patches, "patches")
         points = flat.shape[0] // NUM_IMAGES
-        if mode not in ("triplet", "pair"):
-            raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
-        if flip not in FLIP_MODES:
-            raise ValueError(f"flip must be one of {FLIP_MODES}, got {flip!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(f"batch_size must be an int >= 2, got {batch_size!r}")
-        if points < batch_size:
-            raise ValueError(f"batch_size {batch_size} exceeds the {points} training points: "
-                             "a batch needs distinct points")
+        check_batch_settings(mode, flip, batch_size, points)
         self.num_points, self.batch_size, self.mode, self.flip = points, batch_size, mode, flip
         self.patch_shape = tuple(flat.shape[1:])
         self.bank = keras.Variable(flat, dtype="uint8", trainable=False, name="bank")

@@ -21,9 +21,21 @@ import keras
 import numpy as np
 import pandas as pd
 
-from nhpatches import config, data, embedded, evaluation, report, sweep, tasks, training
-from nhpatches.batches import PatchBank, bank_from_sequences, cap_points, with_denoised
-from nhpatches.cache import RunDir, atomic_path, load_or_compute
+from nhpatches import data, evaluation
+from nhpatches.core import config
+from nhpatches.core.cache import RunDir, atomic_path, load_or_compute
+from nhpatches.data import embedded, sweep, tasks
+from nhpatches.evaluation.quality import denoising_quality
+from nhpatches.nets import specs
+from nhpatches.nets.inference import denoise_patches, describe_each, describe_patches
+from nhpatches.study import report
+from nhpatches.train import training
+from nhpatches.train.batches import (
+    PatchBank,
+    bank_from_sequences,
+    cap_points,
+    with_denoised,
+)
 
 #: Table 2 of the study: (denoiser, descriptor) pairs in the report's row order.
 TABLE2_PIPELINES: tuple[tuple[str, str], ...] = (
@@ -78,8 +90,8 @@ SWEEP_PIPELINES: tuple[tuple[str, str], ...] = (
 )
 def extension_pipelines(pipelines: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """The pipelines whose descriptor is a named extension (not the report's, not classical)."""
-    return tuple(p for p in pipelines if p[1] in training.DESCRIPTORS
-                 and training.DESCRIPTORS[p[1]].family == "extension")
+    return tuple(p for p in pipelines if p[1] in specs.DESCRIPTORS
+                 and specs.DESCRIPTORS[p[1]].family == "extension")
 
 
 #: Pseudo-denoisers: the noisy patches as they are, and the clean patches (an upper bound).
@@ -111,7 +123,7 @@ class Study:
     split: str = "a"
     force_retrain: bool = False
     results_root: Path = dataclasses.field(default_factory=config.results_dir)
-    #: λ of joint denoise-and-describe training (None: the spec's, see training.DESCRIPTORS["hardnet_joint"]).
+    #: λ of joint denoise-and-describe training (None: the spec's, see specs.DESCRIPTORS["hardnet_joint"]).
     joint_lambda: float | None = None
     #: Seeds of a multi-seed run (None: just ``seed``); see ``studies`` and ``table``.
     seeds: tuple[int, ...] | None = None
@@ -186,7 +198,7 @@ class Study:
         and epochs, the denoiser's kept epoch and the seeds."""
         seeds = ",".join(str(s) for s in self.seed_list)
         den_epochs = "-" if denoiser in INPUT_ONLY else str(training.denoiser_epochs(
-            _lookup(training.DENOISERS, denoiser, "denoiser"), self.profile)[1])
+            _lookup(specs.DENOISERS, denoiser, "denoiser"), self.profile)[1])
         if descriptor in CLASSICAL_DESCRIPTORS:
             return {"training data": "none (no training)", "loss": "-", "denoiser epochs": den_epochs,
                     "descriptor epochs": "-", "seeds": seeds}
@@ -304,14 +316,14 @@ class Study:
                     "backend": keras.backend.backend(), **extra}
         return RunDir(self.results_root, experiment, settings)
 
-    def _denoiser_training_run(self, name: str) -> tuple[training.DenoiserSpec, RunDir]:
+    def _denoiser_training_run(self, name: str) -> tuple[specs.DenoiserSpec, RunDir]:
         """(spec, cache folder) of a denoiser's training run."""
-        spec = _lookup(training.DENOISERS, name, "denoiser")
+        spec = _lookup(specs.DENOISERS, name, "denoiser")
         epochs, keep = training.denoiser_epochs(spec, self.profile)
         return spec, self._run(f"denoiser_{name}", spec, epochs, kept_epoch=keep)
 
     def denoiser(self, name: str) -> Trained:
-        """A trained denoiser of ``training.DENOISERS`` (trained on first use, then loaded)."""
+        """A trained denoiser of ``specs.DENOISERS`` (trained on first use, then loaded)."""
         spec, run = self._denoiser_training_run(name)
         if self._must_train(run):
             metrics = load_or_compute(run, lambda r: training.train_denoiser(
@@ -325,9 +337,9 @@ class Study:
         """Cache key of a denoiser's training run (without training it)."""
         return self._denoiser_training_run(denoiser)[1].key
 
-    def descriptor_spec(self, descriptor: str) -> training.DescriptorSpec:
+    def descriptor_spec(self, descriptor: str) -> specs.DescriptorSpec:
         """A descriptor's spec; for joint training with this study's ``joint_lambda`` when that is set."""
-        spec = _lookup(training.DESCRIPTORS, descriptor, "descriptor")
+        spec = _lookup(specs.DESCRIPTORS, descriptor, "descriptor")
         if spec.train_on == "joint" and self.joint_lambda is not None:
             spec = dataclasses.replace(spec, joint_weight=float(self.joint_lambda))
         return spec
@@ -340,7 +352,7 @@ class Study:
         if spec.train_on == "joint":
             if denoiser in INPUT_ONLY:
                 raise ValueError(f"descriptor {descriptor!r} fine-tunes a denoiser jointly; pipeline "
-                                 f"{denoiser!r} has none (expected one of {sorted(training.DENOISERS)})")
+                                 f"{denoiser!r} has none (expected one of {sorted(specs.DENOISERS)})")
             return "joint"
         if denoiser == "clean":
             return "clean"
@@ -349,7 +361,7 @@ class Study:
                              f"'joint', got {spec.train_on!r}")
         return "noisy" if denoiser == "none" else "denoised"
 
-    def _descriptor_training_run(self, descriptor: str, denoiser: str) -> tuple[training.DescriptorSpec, RunDir, str]:
+    def _descriptor_training_run(self, descriptor: str, denoiser: str) -> tuple[specs.DescriptorSpec, RunDir, str]:
         """(spec, cache folder, source) of the descriptor trained for a pipeline.
 
         The key holds the training input (for denoised input, the denoiser's run key) and, for a
@@ -357,7 +369,7 @@ class Study:
         """
         spec = self.descriptor_spec(descriptor)
         if denoiser not in INPUT_ONLY:
-            _lookup(training.DENOISERS, denoiser, "denoiser")
+            _lookup(specs.DENOISERS, denoiser, "denoiser")
         source = self.descriptor_source(descriptor, denoiser)
         training_input = {"source": source}
         if source in ("denoised", "joint"):
@@ -373,7 +385,7 @@ class Study:
         return self._descriptor_training_run(descriptor, denoiser)[1].key
 
     def descriptor(self, name: str, denoiser: str) -> Trained:
-        """The descriptor of ``training.DESCRIPTORS`` trained for the pipeline ``denoiser + name``.
+        """The descriptor of ``specs.DESCRIPTORS`` trained for the pipeline ``denoiser + name``.
 
         A report descriptor trains on its pipeline's own input: the denoiser's output of the noisy
         training patches (clipped and truncated to uint8), the noisy patches for ``denoiser="none"``,
@@ -505,7 +517,7 @@ class Study:
     def evaluate(self, denoiser: str, descriptor: str) -> dict:
         """HPatches verification / matching / retrieval of one pipeline (cached).
 
-        ``descriptor`` is a name of ``training.DESCRIPTORS`` or a classical one ('raw', 'sift').
+        ``descriptor`` is a name of ``specs.DESCRIPTORS`` or a classical one ('raw', 'sift').
         """
         settings = {"denoiser": denoiser, "descriptor": descriptor,
                     "denoiser_key": self._pipeline_denoiser_key(denoiser, descriptor),
@@ -524,7 +536,7 @@ class Study:
     def describer(self, descriptor: str, denoiser: str) -> tuple[object, dict]:
         """(function (K, P, P) uint8 -> (K, D) float32, provenance) of a pipeline's descriptor."""
         if descriptor in CLASSICAL_DESCRIPTORS:
-            from nhpatches import classical
+            from nhpatches.nets import classical
 
             return classical.CLASSICAL[descriptor], {"descriptor_source": "none (classical)", "descriptor_epochs": 0}
         trained = self.descriptor(descriptor, denoiser)
@@ -719,53 +731,3 @@ def hold_out_scenes(sequences: Mapping[str, data.Sequence], every: int = 6) -> t
     train = {name: seq for name, seq in sequences.items() if name[2:] not in held}
     validation = {name: seq for name, seq in sequences.items() if name[2:] in held}
     return train, validation
-
-
-def denoise_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -> np.ndarray:
-    """Run a denoiser; clip to [0, 255] and truncate to uint8 (the study's convention).
-
-    Shape: (..., P, P) uint8 -> same shape uint8
-    """
-    flat = patches.reshape(-1, *patches.shape[-2:]).astype(np.float32)[..., None]
-    output = model.predict(flat, batch_size=batch_size, verbose=0)
-    if not np.isfinite(output).all():
-        raise ValueError(f"denoiser {model.name!r} gives non-finite output (NaN or inf): its training diverged; "
-                         "retrain it with a smaller learning rate (see training.DENOISERS)")
-    return np.clip(output[..., 0], 0, 255).astype(np.uint8).reshape(patches.shape)
-
-
-def describe_each(describe, patches: np.ndarray) -> np.ndarray:
-    """Apply a (K, P, P) -> (K, D) descriptor function to a sequence's patches.
-
-    Shape: (16, N, P, P) uint8 -> (16, N, D) float32
-    """
-    flat = describe(patches.reshape(-1, *patches.shape[-2:]))
-    return np.asarray(flat, np.float32).reshape(*patches.shape[:2], -1)
-
-
-def describe_patches(model: keras.Model, patches: np.ndarray, batch_size: int) -> np.ndarray:
-    """Descriptors of every patch.
-
-    Shape: (16, N, P, P) uint8 -> (16, N, D) float32
-    """
-    flat = patches.reshape(-1, *patches.shape[-2:]).astype(np.float32)[..., None]
-    output = model.predict(flat, batch_size=batch_size, verbose=0)
-    return np.asarray(output, np.float32).reshape(*patches.shape[:2], -1)
-
-
-def denoising_quality(clean: Mapping[str, np.ndarray], noisy: Mapping[str, np.ndarray],
-                      denoised: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """MAE and PSNR (0..255) of noisy and denoised patches against clean, per noise level.
-
-    Shape: each mapping sequence -> (16, N, P, P) uint8
-    """
-    rows = []
-    for level, images in config.LEVEL_IMAGES.items():
-        images = list(images)
-        reference = np.concatenate([clean[name][images].ravel() for name in clean]).astype(np.float64)
-        for kind, source in (("noisy", noisy), ("denoised", denoised)):
-            values = np.concatenate([source[name][images].ravel() for name in clean]).astype(np.float64)
-            mse = float(np.mean((values - reference) ** 2))
-            rows.append({"noise_level": level, "input": kind, "mae": float(np.mean(np.abs(values - reference))),
-                         "psnr_db": 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))})
-    return pd.DataFrame(rows)

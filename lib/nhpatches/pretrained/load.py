@@ -5,7 +5,7 @@ The shipped pipeline is a denoiser followed by a descriptor network, trained by 
 ``nhpatches/resources/pretrained/``: one weights file (``weights.npz``: the weights of both
 networks, kernels stored as float16) and a manifest (``manifest.json``: the two specs, the
 training settings, the file's sha256). Loading rebuilds the networks from the specs with
-:func:`nhpatches.training.build_denoiser` and :func:`~nhpatches.training.build_descriptor_network`
+:func:`nhpatches.training.build_denoiser` and :func:`~nhpatches.specs.build_descriptor_network`
 and sets their weights, so it works on every Keras backend. The classical descriptors of
 :mod:`nhpatches.classical` ("sift", "raw") are available under the same call::
 
@@ -18,21 +18,20 @@ and sets their weights, so it works on every Keras backend. The classical descri
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nhpatches import __version__
-from nhpatches.classical import CLASSICAL, check_patches
-from nhpatches.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
-from nhpatches.data import resize_patches
+from nhpatches.core.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
+from nhpatches.data.hpatches import resize_patches
+from nhpatches.nets.classical import CLASSICAL, check_patches
+from nhpatches.nets.inference import denoise_patches, run_network
 
 if TYPE_CHECKING:
     import keras
@@ -81,13 +80,11 @@ class LearnedPipeline:
 
         Shape: (N, 32, 32) uint8 -> (N, D) float32.
         """
-        from nhpatches.study import denoise_patches, describe_patches
-
         if len(patches) == 0:
             return np.zeros((0, self.dim), np.float32)
         if self.denoiser is not None:
             patches = denoise_patches(self.denoiser, patches, batch_size)
-        return describe_patches(self.descriptor, patches[None], batch_size)[0]
+        return run_network(self.descriptor, patches, batch_size)
 
 
 def sha256_of(path: Path) -> str:
@@ -168,7 +165,7 @@ def _set_weights(model: "keras.Model", stored: Mapping[str, np.ndarray], role: s
 @functools.lru_cache(maxsize=4)
 def _load_cached(manifest_path: str, mtime_ns: int, weights_mtime_ns: int, backend: str) -> LearnedPipeline:
     """Load an export (cached per file version and backend)."""
-    from nhpatches import training
+    from nhpatches.nets import specs
 
     path = Path(manifest_path)
     manifest = read_manifest(path)
@@ -177,9 +174,9 @@ def _load_cached(manifest_path: str, mtime_ns: int, weights_mtime_ns: int, backe
         arrays = {key: stored[key] for key in stored.files}
     denoiser = None
     if manifest["denoiser"]["name"] != NO_DENOISER:
-        denoiser = training.build_denoiser(training.DenoiserSpec(**manifest["denoiser"]["spec"]))
+        denoiser = specs.build_denoiser_network(specs.DenoiserSpec(**manifest["denoiser"]["spec"]))
         _set_weights(denoiser, arrays, "denoiser", weights_path)
-    descriptor = training.build_descriptor_network(training.DescriptorSpec(**manifest["descriptor"]["spec"]))
+    descriptor = specs.build_descriptor_network(specs.DescriptorSpec(**manifest["descriptor"]["spec"]))
     _set_weights(descriptor, arrays, "descriptor", weights_path)
     return LearnedPipeline(manifest["name"], denoiser, descriptor, manifest, path)
 
@@ -271,135 +268,3 @@ def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
         raise ValueError(f"pipeline {pipeline!r} does not match the export {loaded.manifest_path}, which holds "
                          f"{loaded.name!r}; pass pipeline='default' or {loaded.name!r}")
     return loaded(array, batch_size)
-
-
-# --------------------------------------------------------------------------- export
-
-
-def _storage(values: np.ndarray, path: str) -> np.ndarray:
-    """float16 for kernels and biases when that keeps them within FLOAT16_TOLERANCE, else float32.
-
-    BatchNormalization statistics stay float32: a variance below float16's normal range (6e-5)
-    would lose its relative precision, and 1 / sqrt(variance) amplifies it.
-    """
-    values = np.asarray(values, np.float32)
-    if not path.endswith(("kernel", "bias")):
-        return values
-    half = values.astype(np.float16)
-    scale = float(np.max(np.abs(values))) if values.size else 0.0
-    if np.all(np.isfinite(half)) and np.max(np.abs(half.astype(np.float32) - values), initial=0.0) <= FLOAT16_TOLERANCE * scale:
-        return half
-    return values
-
-
-def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", descriptor_spec: Any,
-                    denoiser: "keras.Model | None" = None, denoiser_spec: Any = None,
-                    info: Mapping[str, Any] | None = None) -> Path:
-    """Write ``weights.npz`` (both networks) and ``manifest.json`` into ``out_dir``; return the manifest path.
-
-    ``descriptor_spec`` / ``denoiser_spec`` are the :class:`~nhpatches.training.DescriptorSpec` /
-    :class:`~nhpatches.training.DenoiserSpec` the networks were built from (the loader rebuilds
-    them from these); no denoiser means the pipeline "none + descriptor". ``info`` is merged into
-    the manifest (profile, seed, training data, metrics...).
-    """
-    import keras
-
-    from nhpatches.cache import atomic_path
-
-    if (denoiser is None) != (denoiser_spec is None):
-        raise ValueError("give both denoiser and denoiser_spec, or neither")
-    out = Path(out_dir)
-    arrays: dict[str, np.ndarray] = {}
-    layout: dict[str, list] = {}
-    for role, model in (("denoiser", denoiser), ("descriptor", descriptor)):
-        if model is None:
-            continue
-        layout[role] = []
-        for index, variable in enumerate(model.weights):
-            stored = _storage(keras.ops.convert_to_numpy(variable.value), variable.path)
-            arrays[f"{role}/{index:03d}"] = stored
-            layout[role].append(f"{variable.path} {tuple(stored.shape)} {stored.dtype}")
-    with atomic_path(out / WEIGHTS_NAME) as tmp:
-        _write_npz(tmp, arrays)
-    weights_path = out / WEIGHTS_NAME
-    denoiser_name = NO_DENOISER if denoiser_spec is None else denoiser_spec.name
-    manifest = {
-        "format": FORMAT,
-        "name": f"{denoiser_name}+{descriptor_spec.name}",
-        "denoiser": {"name": denoiser_name,
-                     "spec": None if denoiser_spec is None else dataclasses.asdict(denoiser_spec),
-                     "parameters": None if denoiser is None else int(denoiser.count_params())},
-        "descriptor": {"name": descriptor_spec.name, "spec": dataclasses.asdict(descriptor_spec),
-                       "parameters": int(descriptor.count_params()),
-                       "output_dim": int(descriptor.output_shape[-1])},
-        "patch_size": int(descriptor.input_shape[1]),
-        "backend": keras.backend.backend(),
-        "keras_version": keras.__version__,
-        "nhpatches_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "weights_file": WEIGHTS_NAME,
-        "weights_bytes": weights_path.stat().st_size,
-        "sha256": sha256_of(weights_path),
-        "storage": {"float16": "kernels and biases (within FLOAT16_TOLERANCE of float32)",
-                    "float32": "BatchNormalization statistics and any array float16 would change"},
-        "arrays": layout,
-    }
-    for role in ("denoiser", "descriptor"):
-        manifest[role].update((info or {}).get(role, {}))
-    manifest.update({key: value for key, value in (info or {}).items() if key not in ("denoiser", "descriptor")})
-    write_manifest(out / MANIFEST_NAME, manifest)
-    return out / MANIFEST_NAME
-
-
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """A compressed .npz (np.load reads it) with fixed zip timestamps: equal weights, equal bytes and sha256."""
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for key, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, buffer.getvalue())
-
-
-def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    """Write a manifest atomically (JSON, indent 1, keys in insertion order)."""
-    from nhpatches.cache import atomic_path
-
-    text = json.dumps(manifest, indent=1, default=_json_default) + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def _json_default(value: Any) -> Any:
-    """numpy scalars and paths in manifests."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def check_export(manifest_path: str | os.PathLike[str], patches: np.ndarray, descriptor: "keras.Model",
-                 denoiser: "keras.Model | None" = None, batch_size: int = 256) -> dict:
-    """Compare an export with the models it came from on the same patches.
-
-    Returns the largest absolute descriptor difference, the smallest cosine between matching rows,
-    and the fraction of denoised pixels that differ (float16 weights can move a denoised value across
-    an integer, changing its truncated uint8 value by 1). Shape: patches (N, 32, 32) uint8.
-    """
-    from nhpatches.study import denoise_patches, describe_patches
-
-    loaded = load_pipeline(manifest_path)
-    patches = prepare_patches(patches)
-    reference_input = patches if denoiser is None else denoise_patches(denoiser, patches, batch_size)
-    reference = describe_patches(descriptor, reference_input[None], batch_size)[0]
-    exported = loaded(patches, batch_size)
-    changed = 0.0
-    if denoiser is not None:
-        changed = float(np.mean(denoise_patches(loaded.denoiser, patches, batch_size) != reference_input))
-    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(exported, axis=1)
-    cosine = np.sum(reference * exported, axis=1) / np.maximum(norms, 1e-12)
-    return {"patches": int(len(patches)), "max_abs_diff": float(np.max(np.abs(reference - exported))),
-            "min_cosine": float(np.min(cosine)), "denoised_pixels_changed": changed}

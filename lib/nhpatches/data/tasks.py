@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nhpatches.config import resource_path
+from nhpatches.core.cache import atomic_path
+from nhpatches.core.config import resource_path
+from nhpatches.data.hpatches import read_splits_file
 
 #: Verification list kinds, keyed as in TaskSet.verification, with their file stems.
 VERIFICATION_FILES: dict[str, str] = {"pos": "verif_pos", "intra": "verif_neg_intra", "inter": "verif_neg_inter"}
@@ -36,7 +36,6 @@ NUM_DISTRACTORS = 20_000
 DEFAULT_SEED = 42
 #: Clean ref patches with a pixel std at or below this (0..255 scale) are not used for retrieval.
 MIN_PATCH_STD = 10.0
-_SEQUENCE_NAME = re.compile(r"^[iv]_[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -62,34 +61,6 @@ def task_file_name(stem: str, split: str) -> str:
 
 
 # ----------------------------------------------------------------------------- splits
-def read_splits(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Read and validate a splits.json: {split: {name, test: [...], train?: [...]}}."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: splits file not found")
-    try:
-        splits = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(splits, dict) or not splits:
-        raise ValueError(f"{path}: expected a JSON object keyed by split name")
-    for name, entry in splits.items():
-        _check_split_entry(path, name, entry)
-    return splits
-
-
-def _check_split_entry(path: Path, name: str, entry: Any) -> None:
-    """One split entry must hold a non-empty list of distinct valid sequence names as test."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("test"), list) or not entry["test"]:
-        raise ValueError(f"{path}: split {name!r} must be an object with a non-empty 'test' list")
-    for key in ("test", "train"):
-        names = entry.get(key, [])
-        if not isinstance(names, list) or not all(isinstance(n, str) and _SEQUENCE_NAME.match(n) for n in names):
-            raise ValueError(f"{path}: split {name!r} '{key}' must list sequence names like 'i_fog'")
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: split {name!r} '{key}' lists a sequence twice")
-
-
 def split_sequences(splits: Mapping[str, Any], split: str, source: str = "splits.json") -> tuple[str, ...]:
     """Test sequences of ``split``, in file order."""
     if split not in splits:
@@ -283,23 +254,10 @@ def _check_indices(seq: np.ndarray, idx: np.ndarray, counts: np.ndarray, taskset
 
 
 # ----------------------------------------------------------------------------- files
-def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
-    """Call ``write(temp_path)`` then move the temp file onto ``path`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data: Any) -> None:
     """Atomically write JSON."""
-    atomic_write(path, lambda temp: Path(temp).write_text(json.dumps(data, indent=1) + "\n"))
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def _write_rows(path: Path, header: tuple[str, ...], rows: np.ndarray, sequences: tuple[str, ...]) -> None:
@@ -310,7 +268,8 @@ def _write_rows(path: Path, header: tuple[str, ...], rows: np.ndarray, sequences
         values = rows[:, position]
         columns[column] = names[values] if column in ("s", "s1", "s2") else values
     frame = pd.DataFrame(columns)
-    atomic_write(path, lambda temp: frame.to_csv(temp, index=False))
+    with atomic_path(path) as temp:
+        frame.to_csv(temp, index=False)
 
 
 def write_tasks(taskset: TaskSet, directory: str | os.PathLike[str]) -> None:
@@ -332,7 +291,7 @@ def write_tasks(taskset: TaskSet, directory: str | os.PathLike[str]) -> None:
 
 def _update_splits(path: Path, split: str, sequences: tuple[str, ...]) -> None:
     """Add or replace one split's test list in splits.json, keeping the others."""
-    splits = read_splits(path) if path.exists() else {}
+    splits = read_splits_file(path) if path.exists() else {}
     entry = dict(splits.get(split, {}))
     if entry.get("test") != list(sequences):
         entry = {"name": split, "test": list(sequences)}
@@ -390,7 +349,7 @@ def _read_provenance(directory: Path, split: str) -> dict[str, Any] | None:
 def load_tasks(directory: str | os.PathLike[str], split: str) -> TaskSet:
     """Read splits.json and the five task CSVs of ``split``; validate headers, names and image ids."""
     directory = Path(directory)
-    sequences = split_sequences(read_splits(directory / "splits.json"), split, str(directory / "splits.json"))
+    sequences = split_sequences(read_splits_file(directory / "splits.json"), split, str(directory / "splits.json"))
     verification = {}
     for kind, stem in VERIFICATION_FILES.items():
         path = directory / task_file_name(stem, split)
@@ -412,7 +371,7 @@ def official_tasks(
 ) -> TaskSet:
     """Shipped official retrieval lists and splits.json, with recipe-V verification pairs for ``sizes``."""
     directory = resource_path("hpatches_tasks")
-    sequences = split_sequences(read_splits(directory / "splits.json"), split, "official splits.json")
+    sequences = split_sequences(read_splits_file(directory / "splits.json"), split, "official splits.json")
     missing = [name for name in sequences if name not in sizes]
     if missing:
         raise ValueError(f"official split {split!r} needs patch counts for sequences {missing}")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nhpatches.config import IMAGE_TYPES
-from nhpatches.tasks import atomic_write
+from nhpatches.core.cache import atomic_path
+from nhpatches.core.config import IMAGE_TYPES
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -91,7 +91,8 @@ def write_descriptor_dir(descriptors: Mapping[str, np.ndarray], path: str | os.P
             raise ValueError(f"descriptors of {name!r} have shape {array.shape}; expected (16, N, D)")
         for image_type, rows in zip(IMAGE_TYPES, array):
             target = Path(path) / name / f"{image_type}.{fmt}"
-            atomic_write(target, _writer(rows, fmt))
+            with atomic_path(target) as temp:
+                _writer(rows, fmt)(temp)
 
 
 def _writer(rows: np.ndarray, fmt: str) -> Callable[[str], None]:

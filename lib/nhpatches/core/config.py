@@ -47,7 +47,7 @@ def project_root() -> Path:
 
 def resource_path(*parts: str) -> Path:
     """Path of a file shipped as package data under nhpatches/resources/."""
-    return Path(__file__).resolve().parent.joinpath("resources", *parts)
+    return Path(__file__).resolve().parents[1].joinpath("resources", *parts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
-from nhpatches.config import IMAGE_TYPES
+from nhpatches.core.config import IMAGE_TYPES
+from nhpatches.nets.specs import FLIP_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +81,25 @@ def as_model_input(patches: np.ndarray) -> np.ndarray:
     return patches.astype(np.float32)[..., None]
 
 
-#: Flip augmentations of the descriptor batches: none, a random flip per pair, or every patch
-#: turned by 180 degrees (the report's "flipped patches" / "rotation of 180 degrees", R §4.3, §5).
-FLIP_MODES: tuple[str, ...] = ("none", "random", "rot180")
+#: Batch modes: "triplet" (anchor, positive, negative) or "pair" (anchor, positive; HardNet).
+BATCH_MODES: tuple[str, ...] = ("triplet", "pair")
+
+
+def check_batch_settings(mode: str, flip: str, batch_size: int, num_points: int) -> None:
+    """The checks every descriptor batch source makes (host TripletBatches and the device sampler).
+
+    ``flip`` is one of FLIP_MODES: none, a random flip per pair, or every patch turned by 180
+    degrees (the report's "flipped patches" / "rotation of 180 degrees", R §4.3, §5).
+    """
+    if mode not in BATCH_MODES:
+        raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
+    if flip not in FLIP_MODES:
+        raise ValueError(f"flip must be one of {FLIP_MODES}, got {flip!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an int >= 2, got {batch_size!r}")
+    if num_points < batch_size:
+        raise ValueError(f"batch_size {batch_size} exceeds the {num_points} training points: "
+                         "a batch needs distinct points")
 
 
 def flip_patches(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -171,15 +188,9 @@ class TripletBatches(_EpochBatches):
 
     def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, mode: str = "triplet",
                  flip: str = "none", source: str = "clean", frozen: bool = False) -> None:
-        if mode not in ("triplet", "pair"):
-            raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
-        if flip not in FLIP_MODES:
-            raise ValueError(f"flip must be one of {FLIP_MODES}, got {flip!r}")
+        check_batch_settings(mode, flip, batch_size, bank.num_points)
         if source not in ("clean", "noisy", "denoised") or getattr(bank, source) is None:
             raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, got {source!r}")
-        if bank.num_points < batch_size:
-            raise ValueError(f"batch_size {batch_size} exceeds the {bank.num_points} training points: "
-                             "a batch needs distinct points")
         self.mode, self.flip, self.source = mode, flip, source
         super().__init__(bank, batch_size, steps, seed, frozen)
 

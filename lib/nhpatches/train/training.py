@@ -1,152 +1,53 @@
-"""What each model of the study is, and how one is trained, saved and loaded back.
+"""How a model of the study is trained, saved and loaded back.
 
-A model is named by a spec (architecture, loss, optimiser, augmentation); the
-registries ``DENOISERS`` and ``DESCRIPTORS`` hold the ones the notebooks use.
-Training goes through ``keras.Model.fit`` with the losses of :mod:`nhpatches.losses`;
+Models are named by the specs of :mod:`nhpatches.nets.specs`. Training goes through ``keras.Model.fit`` with the losses of :mod:`nhpatches.losses`;
 the result (``model.keras``, ``history.csv``, ``metrics.json``) is cached in a
 :class:`~nhpatches.cache.RunDir`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
 import keras
 import pandas as pd
 
-from nhpatches import losses, models
-from nhpatches.batches import DenoisingBatches, JointBatches, PatchBank, TripletBatches
-from nhpatches.device_sampling import (DeviceDenoisingSampler, DeviceSteps, DeviceTripletSampler, EpochPlan,
-                                       SampledTrainer, StackedTargetLoss, TargetsAsInputs, data_parallel,
-                                       precision_policy, resolve_jit_compile, stacked_metrics)
-from nhpatches.cache import RunDir, atomic_path
-from nhpatches.config import Profile
-
+from nhpatches.core.cache import RunDir, atomic_path
+from nhpatches.core.config import Profile
+from nhpatches.nets import losses, models
+from nhpatches.nets.specs import (
+    DenoiserSpec,
+    DescriptorSpec,
+    build_denoiser_network,
+    build_descriptor_network,
+    descriptor_loss,
+    descriptor_mode,
+    make_optimizer,
+)
+from nhpatches.train.batches import (
+    DenoisingBatches,
+    JointBatches,
+    PatchBank,
+    TripletBatches,
+)
+from nhpatches.train.device import (
+    DeviceDenoisingSampler,
+    DeviceSteps,
+    DeviceTripletSampler,
+    EpochPlan,
+    SampledTrainer,
+    StackedTargetLoss,
+    TargetsAsInputs,
+    data_parallel,
+    precision_policy,
+    resolve_jit_compile,
+    stacked_metrics,
+)
 
 # TensorFlow's Python logger warns about tf.function retracing each time a new model is fitted in
 # the same process (every notebook does this); the warning is harmless and clutters the output.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-@dataclasses.dataclass(frozen=True)
-class DenoiserSpec:
-    """A denoiser of the study: architecture, loss and optimiser."""
-
-    name: str
-    architecture: str  # "unet" or "dncnn"
-    loss: str = "mae"  # "mae" (R Eq. 1) or "mse" (R Eq. 3)
-    optimizer: str = "adam"  # "adam" or "sgd"
-    learning_rate: float = 1e-3
-    momentum: float = 0.0  # SGD only
-    nesterov: bool = False  # SGD only
-    family: str = "report"  # "report" (the study's rows) or "extension" (beyond the report)
-
-
-@dataclasses.dataclass(frozen=True)
-class DescriptorSpec:
-    """A descriptor of the study: network, loss, optimiser, training input and augmentation.
-
-    ``train_on`` "pipeline" trains on what the pipeline's denoiser gives the descriptor
-    (noisy -> denoiser -> clip and truncate to uint8; the noisy patches for the pseudo-denoiser
-    "none" and the clean ones for "clean"), as the report; "clean" trains on clean patches and
-    "noisy" on noisy ones whatever the pipeline. "joint" (extension) fine-tunes the pipeline's
-    denoiser together with the descriptor, end to end on noisy pairs, with the loss
-    descriptor loss + ``joint_weight`` x MAE(denoised, clean); the pipeline then uses that
-    fine-tuned denoiser. ``init_from`` names the descriptor whose trained weights (for the same
-    pipeline) are fine-tuned for ``profile.epochs_retrain`` epochs instead of training from scratch.
-    """
-
-    name: str
-    network: str = "l2net"  # "l2net" (the report's) or "hardnet" (extension)
-    variant: str = "baseline"  # l2net: "baseline", "updated" or "deep"
-    loss: str = "triplet"  # "triplet" (R Eq. 2), "hard_triplet" (R Eq. 4) or "hardest_negative" (HardNet)
-    distance: str = "mean_squared"  # triplet losses: see nhpatches.losses.DISTANCES
-    anchor_swap: bool = True  # hardest_negative only
-    flip: str = "none"  # see nhpatches.batches.FLIP_MODES
-    margin: float = 1.0
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    train_on: str = "pipeline"  # "pipeline", "clean", "noisy" or "joint"
-    init_from: str | None = None
-    family: str = "report"  # "report" or "extension"
-    joint_weight: float = 0.0  # train_on="joint" only: λ of the λ·MAE term on the denoiser's output
-
-
-_SGD_COURSEWORK = {"optimizer": "sgd", "learning_rate": 1e-5, "momentum": 0.9, "nesterov": True}
-
-DENOISERS: dict[str, DenoiserSpec] = {
-    spec.name: spec for spec in (
-        # R §2.1 and the coursework: SGD 1e-5, Nesterov momentum 0.9, MAE.
-        DenoiserSpec("unet", "unet", **_SGD_COURSEWORK),
-        # R §3.2, Fig. 7: "the baseline denoiser with MSE loss". The report does not give its optimiser;
-        # at the coursework's SGD 1e-5 the MSE run diverges (NaN in its first epoch): MSE's gradient is
-        # 2|error| times MAE's, tens of grey levels at the start. The learning rate is divided by 100.
-        DenoiserSpec("unet_mse", "unet", loss="mse", **{**_SGD_COURSEWORK, "learning_rate": 1e-7}),
-        # R §3.1: Adam 1e-3 vs SGD 1e-5 (momentum as the coursework's SGD).
-        DenoiserSpec("dncnn_adam", "dncnn", optimizer="adam", learning_rate=1e-3),
-        DenoiserSpec("dncnn_sgd", "dncnn", **_SGD_COURSEWORK),
-        # Not in the report: DnCNN with MSE, the extra row of notebook 03.
-        DenoiserSpec("dncnn_mse", "dncnn", loss="mse", optimizer="adam", learning_rate=1e-3),
-        # Extension: the report's U-Net trained with Adam 1e-3.
-        DenoiserSpec("unet_adam", "unet", optimizer="adam", learning_rate=1e-3, family="extension"),
-    )
-}
-
-DESCRIPTORS: dict[str, DescriptorSpec] = {
-    spec.name: spec for spec in (
-        # The report's descriptors: coursework SGD 0.1, triplets of the pipeline's own output.
-        DescriptorSpec("baseline"),
-        DescriptorSpec("updated", variant="updated"),
-        DescriptorSpec("deep", variant="deep"),
-        DescriptorSpec("retrained", flip="rot180", init_from="baseline"),
-        DescriptorSpec("hard", loss="hard_triplet"),
-        DescriptorSpec("hard_retrained", loss="hard_triplet", flip="rot180", init_from="baseline"),
-        # Extensions (notebook 08): the HardNet-style network and loss, clean training data, Adam.
-        DescriptorSpec("hardnet", network="hardnet", loss="hardest_negative", optimizer="adam",
-                       learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_noswap", network="hardnet", loss="hardest_negative", anchor_swap=False,
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_flip", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_triplet", network="hardnet", loss="triplet", distance="euclidean",
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
-        # Training-data ablation of hardnet_flip: the same descriptor trained on noisy, or on the
-        # pipeline's denoised patches, instead of clean ones.
-        *(DescriptorSpec(f"hardnet_flip_{data}", network="hardnet", loss="hardest_negative", flip="random",
-                         optimizer="adam", learning_rate=1e-3, train_on=train_on, family="extension")
-          for data, train_on in (("noisy", "noisy"), ("denoised", "pipeline"))),
-        # Joint denoise-and-describe (notebook 08): hardnet_flip and the pipeline's denoiser fine-tuned
-        # end to end, and its two-stage control: the same fine-tuning steps with the denoiser frozen.
-        DescriptorSpec("hardnet_joint", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="joint", init_from="hardnet_flip",
-                       joint_weight=0.01, family="extension"),
-        DescriptorSpec("hardnet_two_stage", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="pipeline", init_from="hardnet_flip",
-                       family="extension"),
-    )
-}
-
-
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0,
-                   nesterov: bool = False) -> keras.optimizers.Optimizer:
-    """Adam, or SGD (with the given momentum / Nesterov); no gradient clipping."""
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=nesterov)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'sgd'")
-
-
-def build_denoiser_network(spec: DenoiserSpec) -> keras.Model:
-    """The (untrained, uncompiled) denoiser network of a spec."""
-    builders = {"unet": models.build_unet, "dncnn": models.build_dncnn}
-    if spec.architecture not in builders:
-        raise ValueError(f"unknown denoiser architecture {spec.architecture!r}; expected {sorted(builders)}")
-    if spec.loss not in ("mae", "mse"):
-        raise ValueError(f"unknown denoiser loss {spec.loss!r}; expected 'mae' or 'mse'")
-    return builders[spec.architecture](name=spec.name)
 
 
 def _denoiser_optimizer(spec: DenoiserSpec) -> keras.optimizers.Optimizer:
@@ -179,30 +80,19 @@ def build_sampled_denoiser_trainer(spec: DenoiserSpec, train: PatchBank, batch_s
     return model, trainer
 
 
-def build_descriptor_network(spec: DescriptorSpec) -> keras.Model:
-    """The (untrained) descriptor network of a spec."""
-    if spec.network == "l2net":
-        return models.build_l2net(spec.variant, name=spec.name)
-    if spec.network == "hardnet":
-        return models.build_hardnet(name=spec.name)
-    raise ValueError(f"unknown descriptor network {spec.network!r}; expected 'l2net' or 'hardnet'")
+def _fresh_descriptor(spec: DescriptorSpec, initial: keras.Model | None) -> keras.Model:
+    """The spec's network, starting from a copy of ``initial``'s weights when fine-tuning."""
+    descriptor = build_descriptor_network(spec)
+    if initial is not None:
+        descriptor.set_weights(initial.get_weights())
+    return descriptor
 
 
-def descriptor_mode(spec: DescriptorSpec) -> str:
-    """'triplet' for the triplet losses (R Eq. 2, 4), 'pair' for HardNet's in-batch loss."""
-    return "pair" if spec.loss == "hardest_negative" else "triplet"
-
-
-def descriptor_loss(spec: DescriptorSpec) -> keras.losses.Loss:
-    """The loss of a descriptor spec, for a (B, 3, D) triplet or (B, 2, D) pair trainer output."""
-    if spec.loss == "triplet":
-        return losses.triplet_loss(spec.margin, spec.distance)
-    if spec.loss == "hard_triplet":
-        return losses.hard_triplet_loss(spec.margin, spec.distance)
-    if spec.loss == "hardest_negative":
-        return losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap)
-    raise ValueError(f"unknown descriptor loss {spec.loss!r}; "
-                     "expected 'triplet', 'hard_triplet' or 'hardest_negative'")
+def _compiled(trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str) -> keras.Model:
+    """A descriptor trainer compiled with the spec's loss and a fresh optimiser."""
+    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=descriptor_loss(spec),
+                    jit_compile=jit_compile)
+    return trainer
 
 
 def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None = None,
@@ -211,14 +101,9 @@ def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None =
 
     With ``initial`` the descriptor starts from a copy of its weights (fine-tuning).
     """
-    loss = descriptor_loss(spec)
-    descriptor = build_descriptor_network(spec)
-    if initial is not None:
-        descriptor.set_weights(initial.get_weights())
+    descriptor = _fresh_descriptor(spec, initial)
     build = models.build_pair_trainer if descriptor_mode(spec) == "pair" else models.build_triplet_trainer
-    trainer = build(descriptor)
-    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=loss, jit_compile=jit_compile)
-    return descriptor, trainer
+    return descriptor, _compiled(build(descriptor), spec, jit_compile)
 
 
 def build_sampled_descriptor_trainer(spec: DescriptorSpec, patches, batch_size: int, seed: int,
@@ -230,15 +115,10 @@ def build_sampled_descriptor_trainer(spec: DescriptorSpec, patches, batch_size: 
     (see DeviceTripletSampler) with the spec's mode and flip. Same loss and optimiser as
     build_descriptor_trainer; validation takes host TripletBatches.
     """
-    loss = descriptor_loss(spec)
-    descriptor = build_descriptor_network(spec)
-    if initial is not None:
-        descriptor.set_weights(initial.get_weights())
+    descriptor = _fresh_descriptor(spec, initial)
     mode = descriptor_mode(spec)
     sampler = DeviceTripletSampler(patches, batch_size, mode, spec.flip, seed, name="sampler")
-    trainer = SampledTrainer(descriptor, sampler, mode, name=f"{mode}_trainer")
-    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=loss, jit_compile=jit_compile)
-    return descriptor, trainer
+    return descriptor, _compiled(SampledTrainer(descriptor, sampler, mode, name=f"{mode}_trainer"), spec, jit_compile)
 
 
 def denoiser_epochs(spec: DenoiserSpec, profile: Profile) -> tuple[int, int]:

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from nhpatches import data
-from nhpatches.cli import run_command
-from nhpatches.config import IMAGE_TYPES
-from nhpatches.descriptor_io import write_descriptor_dir
+from nhpatches.cli.common import run_command
+from nhpatches.core.config import IMAGE_TYPES
+from nhpatches.evaluation.descriptor_io import write_descriptor_dir
 from nhpatches.pretrained import DEFAULT_PIPELINE, SUPPORTED_PATCH_SIZES, describe
 
 
@@ -63,7 +63,7 @@ def sequence_patches(seq_dir: Path, noisy: bool) -> np.ndarray:
         kind = "noisy <type>_noise.png" if noisy else "clean <type>.png"
         raise data.layout_error(seq_dir, f"all 16 {kind} strips must exist; missing {', '.join(missing)}",
                                 FileNotFoundError)
-    patches = data._read_strip_set(paths, None)  # same width and N in all 16 strips
+    patches = data.read_strip_set(paths, None)  # same width and N in all 16 strips
     if patches.shape[-1] not in SUPPORTED_PATCH_SIZES:
         raise data.layout_error(paths[0], f"expected strips {' or '.join(map(str, SUPPORTED_PATCH_SIZES))} px wide "
                                           f"(N-HPatches or hpatches-release patches), got {patches.shape[-1]} px")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> dict:
              weights=args.weights)
     layout = data.detect_layout(args.data_dir)
     noisy = layout in ("nhpatches", "embedded") and not args.clean
-    seq_dirs = data._sequence_dirs(args.data_dir)
+    seq_dirs = data.sequence_dirs(args.data_dir)
     start = time.perf_counter()
     dim = patches_done = 0
     for seq_dir in seq_dirs:

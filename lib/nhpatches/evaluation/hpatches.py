@@ -26,15 +26,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
-
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nhpatches.config import IMAGE_TYPES, NOISE_LEVELS
-from nhpatches.tasks import TaskSet, validate_tasks
+from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS
+from nhpatches.data.tasks import TaskSet, validate_tasks
 
 #: Retrieval pool sizes of the official protocol (list entries kept before ranking).
 POOL_SIZES: tuple[int, ...] = (100, 500, 1000, 5000, 10000, 15000, 20000)

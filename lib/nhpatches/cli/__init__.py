@@ -1,0 +1,1 @@
+"""Command-line entry points: ``hpatches-eval`` (:mod:`.eval`) and ``hpatches-describe`` (:mod:`.describe`)."""

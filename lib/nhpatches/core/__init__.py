@@ -1,0 +1,1 @@
+"""Core: the HPatches constants, run profiles, paths, atomic files and the quiet backend import."""
