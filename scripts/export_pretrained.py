@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     study = Study.open(profile=args.profile, data_dir=args.data_dir, seed=args.seed, split=args.split,
                        epochs=args.epochs)
     denoiser = None if args.denoiser == "none" else study.denoiser(args.denoiser)
-    descriptor = study.descriptor(args.descriptor, args.denoiser)
-    if denoiser is not None and study.descriptor_source(args.descriptor, args.denoiser) == "joint":
+    descriptor = study.descriptor(args.denoiser, args.descriptor)
+    if denoiser is not None and study.descriptor_source(args.denoiser, args.descriptor) == "joint":
         # a jointly trained descriptor runs behind its own fine-tuned copy of the denoiser
         model, key = study.pipeline_denoiser(args.denoiser, args.descriptor)
         denoiser = dataclasses.replace(denoiser, model=model, metrics={**denoiser.metrics, "joint_run_key": key})

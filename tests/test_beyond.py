@@ -115,13 +115,13 @@ def test_joint_batches_flip_noisy_and_clean_alike() -> None:
 def test_joint_and_ablation_pipelines(isolated) -> None:
     """The joint pipeline uses its own fine-tuned denoiser; the ablation descriptors train on what they say."""
     study = Study.open("smoke", **FAST)
-    assert study.descriptor_source("hardnet_flip", "unet_adam") == "clean"
-    assert study.descriptor_source("hardnet_flip_noisy", "unet_adam") == "noisy"
-    assert study.descriptor_source("hardnet_flip_denoised", "unet_adam") == "denoised"
-    assert study.descriptor_source("hardnet_joint", "unet_adam") == "joint"
+    assert study.descriptor_source("unet_adam", "hardnet_flip") == "clean"
+    assert study.descriptor_source("unet_adam", "hardnet_flip_noisy") == "noisy"
+    assert study.descriptor_source("unet_adam", "hardnet_flip_denoised") == "denoised"
+    assert study.descriptor_source("unet_adam", "hardnet_joint") == "joint"
     with pytest.raises(ValueError, match="fine-tunes a denoiser"):
-        study.descriptor_source("hardnet_joint", "none")
-    joint = study.descriptor("hardnet_joint", "unet_adam")
+        study.descriptor_source("none", "hardnet_joint")
+    joint = study.descriptor("unet_adam", "hardnet_joint")
     assert joint.metrics["init_from"] == "hardnet_flip" and joint.metrics["joint_weight"] == 0.01
     tuned, key = study.pipeline_denoiser("unet_adam", "hardnet_joint")
     original = study.denoiser("unet_adam").model
@@ -134,8 +134,8 @@ def test_joint_and_ablation_pipelines(isolated) -> None:
     assert study.test_patches("unet_adam")[name].shape == noisy.shape
     # λ is part of the key; the two-stage control keeps the denoiser
     other = Study.open("smoke", joint_lambda=0.0, **FAST)
-    assert other.descriptor_run_key("hardnet_joint", "unet_adam") != joint.run.key
-    assert other.descriptor_spec("hardnet_joint").joint_weight == 0.0
+    assert other.descriptor_run_key("unet_adam", "hardnet_joint") != joint.run.key
+    assert other.models.descriptor_spec("hardnet_joint").joint_weight == 0.0
     assert study.pipeline_denoiser("unet_adam", "hardnet_two_stage")[1] == study.denoiser_run_key("unet_adam")
 
 
@@ -183,7 +183,7 @@ def test_seeds_are_checked_and_make_one_study_each(isolated) -> None:
     """seeds=[...] gives one study per seed, the first being the study itself."""
     study = Study.open("smoke", seeds=[3, 1], **FAST)
     assert study.seed == 3 and [s.seed for s in study.studies] == [3, 1] and study.studies[0] is study
-    assert study.studies[1].descriptor_run_key("baseline", "none") != study.descriptor_run_key("baseline", "none")
+    assert study.studies[1].descriptor_run_key("none", "baseline") != study.descriptor_run_key("none", "baseline")
     for bad in ([], [1, 1], [-1], [0.5]):
         with pytest.raises(ValueError, match="seeds"):
             Study.open("smoke", seeds=bad, **FAST)

@@ -64,8 +64,8 @@ def test_genuine_release_strip_reads_as_1123_patches_of_65_px() -> None:
 def test_release_sequence_is_resized_to_32_and_gets_synthetic_noise() -> None:
     assert data.detect_layout(FIXTURES) == "release"
     sequence = data.load_sequence(WORMHOLE, noise_seed=3)
-    assert sequence.name == "v_wormhole" and sequence.kind == "viewpoint" and sequence.num_patches == 40
-    assert sequence.clean.shape == sequence.noisy.shape == (16, 40, 32, 32)
+    assert sequence.name == "v_wormhole" and sequence.kind == "viewpoint" and sequence.num_patches == 150
+    assert sequence.clean.shape == sequence.noisy.shape == (16, 150, 32, 32)
     assert sequence.clean.dtype == sequence.noisy.dtype == np.uint8
     expected = data.resize_patches(data.read_strip(WORMHOLE / "h3.png"), 32)
     assert np.array_equal(sequence.clean[IMAGE_TYPES.index("h3")], expected)

@@ -220,9 +220,15 @@ def test_devices_above_one_need_jax_and_even_batches():
     with pytest.raises(ValueError):
         with data_parallel(0):
             pass
+    # the even split is checked first, on every backend: 51 pairs do not split over 2 devices
+    with pytest.raises(ValueError, match=r"batch sizes \[51\] do not split evenly over 2 devices"):
+        with data_parallel(2, (50, 51)):
+            pass
+    with data_parallel(1, (51,)):  # one device takes any batch
+        pass
     if keras.backend.backend() != "jax":
         with pytest.raises(ValueError, match="JAX"):
-            with data_parallel(2):
+            with data_parallel(2, (50, 52)):
                 pass
 
 
@@ -291,7 +297,7 @@ def test_accelerator_settings_key_training_runs_only_when_set(tmp_path, monkeypa
     for name in ("RESULTS", "DATA", "FIGURES"):
         monkeypatch.setenv(f"NHPATCHES_{name}", str(tmp_path / name.lower()))
     study = Study.open("smoke")
-    _, run = study._denoiser_training_run("unet")
+    _, run = study.models.denoiser_training_run("unet")
     assert not {"device_sampling", "mixed_precision", "jit_compile", "devices"} & set(run.settings["schedule"])
     assert Study.open("smoke", device_sampling=False, mixed_precision=None, devices=1).denoiser_run_key("unet") \
         == run.key

@@ -13,7 +13,7 @@ from PIL import Image
 
 from nhpatches import data
 from nhpatches.core.config import IMAGE_TYPES
-from nhpatches.data import embedded
+from nhpatches.data import embedded, extraction
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hpatches-sample"
 SMALL = {"seed": 0, "max_patches_per_sequence": 48, "images": 6}
@@ -186,7 +186,7 @@ def test_jitter_reproduces_the_calibrated_median_overlaps() -> None:
     in_disk = (grid**2).sum(1) <= 1
     medians = {}
     for level in "eht":
-        linear, shift = embedded.draw_jitter(300, level, np.random.default_rng(0))
+        linear, shift = extraction.draw_jitter(300, level, np.random.default_rng(0))
         local = np.einsum("nij,npj->npi", np.linalg.inv(linear), grid[None] - shift[:, None])
         in_ellipse = (local**2).sum(-1) <= 1
         medians[level] = np.median((in_ellipse & in_disk).sum(1) / (in_ellipse | in_disk).sum(1))
@@ -198,31 +198,31 @@ def test_jitter_reproduces_the_calibrated_median_overlaps() -> None:
 def test_homography_maps_the_four_points() -> None:
     source = np.array([[0, 0], [100, 0], [100, 80], [0, 80]], float)
     target = np.array([[5, 3], [90, -4], [110, 95], [-7, 70]], float)
-    homography = embedded.homography_from_points(source, target)
-    assert np.allclose(embedded.apply_homography(homography, source), target)
+    homography = extraction.homography_from_points(source, target)
+    assert np.allclose(extraction.apply_homography(homography, source), target)
 
 
 def test_warped_target_patches_match_the_reference_through_the_homography() -> None:
     photo = embedded.load_photo("camera.png")
-    homography = embedded.random_homography(photo.shape, 1.0, "viewpoint", np.random.default_rng(2))
-    target = embedded.warp_image(photo, homography)
-    frames = embedded.Frames(np.array([[200.0, 180.0], [300.0, 260.0]]), np.array([20.0, 30.0]), np.zeros(2))
+    homography = extraction.random_homography(photo.shape, 1.0, "viewpoint", np.random.default_rng(2))
+    target = extraction.warp_image(photo, homography)
+    frames = extraction.Frames(np.array([[200.0, 180.0], [300.0, 260.0]]), np.array([20.0, 30.0]), np.zeros(2))
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 17), np.linspace(-1, 1, 17)), -1)
     steps = np.ones(2)
-    reference = embedded.sample_patches([photo], embedded.frame_points(frames, grid), steps)
-    warped = embedded.sample_patches([target], embedded.frame_points(frames, grid, homography=homography), steps)
+    reference = extraction.sample_patches([photo], extraction.frame_points(frames, grid), steps)
+    warped = extraction.sample_patches([target], extraction.frame_points(frames, grid, homography=homography), steps)
     for ref_patch, target_patch in zip(reference, warped):
         assert np.corrcoef(ref_patch.ravel(), target_patch.ravel())[0, 1] > 0.9
 
 
 def test_keypoints_have_sigma_at_least_two_and_thinning_removes_overlaps() -> None:
-    frames = embedded.detect_keypoints(embedded.load_photo("coins.png"), max_keypoints=100)
-    assert 0 < len(frames.radii) <= 100 and frames.radii.min() >= embedded.MAGNIFICATION * 2.0
-    thinned = embedded.thin_overlapping(frames, np.random.default_rng(0))
-    iou = embedded.circle_iou(thinned.centers, thinned.radii)
+    frames = extraction.detect_keypoints(embedded.load_photo("coins.png"), max_keypoints=100)
+    assert 0 < len(frames.radii) <= 100 and frames.radii.min() >= extraction.MAGNIFICATION * 2.0
+    thinned = extraction.thin_overlapping(frames, np.random.default_rng(0))
+    iou = extraction.circle_iou(thinned.centers, thinned.radii)
     np.fill_diagonal(iou, 0)
     assert iou.max() <= 0.5 and len(thinned.radii) <= len(frames.radii)
-    same = embedded.circle_iou(np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0]]), np.array([10.0, 10.0, 10.0]))
+    same = extraction.circle_iou(np.array([[0.0, 0.0], [0.0, 0.0], [50.0, 0.0]]), np.array([10.0, 10.0, 10.0]))
     assert same[0, 1] == pytest.approx(1.0) and same[0, 2] == 0.0
 
 
@@ -241,14 +241,16 @@ def test_real_sample_orders_easy_hard_tough() -> None:
     sequence = data.load_sequence(FIXTURES / "v_wormhole")
     table = embedded.measure_realism({sequence.name: sequence})
     _assert_realistic_ordering(table)
-    assert table.loc["e", "matching_mrr"] == pytest.approx(0.82, abs=0.05)
+    # all 150 real patches (the embedded module's docstring quotes these figures)
+    assert table.loc["e", "matching_mrr"] == pytest.approx(0.739, abs=0.01)
+    assert table.loc["t", "matching_mrr"] == pytest.approx(0.182, abs=0.01)
 
 
 def test_embedded_orders_easy_hard_tough_like_the_real_sample(small_dataset: Path) -> None:
     loaded = data.load_dataset(small_dataset, split="full", subset="test", max_patches=40)
     table = embedded.measure_realism(loaded)
     _assert_realistic_ordering(table)
-    real = embedded.measure_realism({"v_wormhole": data.load_sequence(FIXTURES / "v_wormhole")})
+    real = embedded.measure_realism({"v_wormhole": data.load_sequence(FIXTURES / "v_wormhole", max_patches=40)})  # same N
     assert np.allclose(table["matching_mrr"], real["matching_mrr"], atol=0.15)
     assert np.allclose(table["positive_distance"], real["positive_distance"], atol=0.15)
     for kind in "iv":

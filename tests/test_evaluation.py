@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from nhpatches import evaluation
-from nhpatches.evaluation import hpatches as hpatches_evaluation
 from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS
 from nhpatches.data.tasks import TaskSet, generate_tasks, load_tasks
 from nhpatches.evaluation import (
@@ -23,6 +22,7 @@ from nhpatches.evaluation import (
     evaluate_retrieval,
     evaluate_verification,
     format_results,
+    metrics,
     results_to_frame,
 )
 from nhpatches.evaluation.descriptor_io import read_descriptor_dir
@@ -259,7 +259,7 @@ def test_nearest_neighbour_exact_below_float32_resolution() -> None:
     target[1::2, 0] = np.nextafter(target[1::2, 0], np.float32(np.inf))
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
-    nearest, distance = hpatches_evaluation._nearest_neighbours(reference, target, "L2")
+    nearest, distance = metrics.nearest_neighbours(reference, target, "L2")
     brute = [min(range(len(target)), key=lambda j: (reference_distance(r, target[j], "L2"), j)) for r in reference]
     np.testing.assert_array_equal(nearest, brute)
     assert np.all(distance > 0)

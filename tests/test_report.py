@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -49,8 +51,8 @@ def test_save_table_and_figure(figures) -> None:
     assert pd.read_csv(path).equals(frame)
     assert "| matching | 0.5000 |" in (figures / "unit" / "table_x.md").read_text()
     fig = report.plot_loss_curves({"run": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "val_loss": [2.5, 1.5]})})
-    png = report.save_figure(fig, "fig_x", "unit")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert report.save_figure(fig, "fig_x", "unit") is None  # a notebook cell ending with it shows only the figure
+    assert report.figure_path("fig_x", "unit").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (figures / "unit").iterdir()) == ["fig_x.png", "table_x.csv", "table_x.md"]
 
 
@@ -74,7 +76,19 @@ def test_breakdown_has_levels_and_subsets(fixture_results) -> None:
 def test_hpatches_bar_figure(fixture_results) -> None:
     """One panel per task with three bars per pipeline."""
     fig = report.plot_hpatches_bars([fixture_results, {**fixture_results, "pipeline": {"denoiser": "x", "descriptor": "y"}}])
-    assert len(fig.axes) == 3 and all(len(ax.patches) == 6 for ax in fig.axes)
+    assert len(fig.axes) == 3
+    for ax in fig.axes:  # 2 pipelines x 3 noise levels, bars as long as the mAPs (percent)
+        bars = sorted(round(p.get_width(), 6) for p in ax.patches if p.get_width() > 0)
+        assert len(bars) == 6 and all(0 < width <= 100 for width in bars), bars
+
+
+def test_hpatches_bar_figure_error_bars_over_seeds(fixture_results) -> None:
+    """With several seeds the bars are the mean and carry one error bar each."""
+    other = json.loads(json.dumps(fixture_results))
+    other["matching"]["ap_per_noise"] = {k: v * 0.5 for k, v in other["matching"]["ap_per_noise"].items()}
+    fig = report.plot_hpatches_bars([[fixture_results], [other]])
+    matching = fig.axes[1]
+    assert len(matching.lines) == 3  # one error bar per noise level
 
 
 def test_table1_from_metrics() -> None:

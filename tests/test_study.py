@@ -9,6 +9,7 @@ import pytest
 from nhpatches.core import config
 from nhpatches.nets.inference import denoise_patches, describe_patches
 from nhpatches.study import Study, hold_out_scenes
+from nhpatches.study import runner as runner_module
 from nhpatches.study import study as study_module
 from nhpatches.train import training
 
@@ -94,7 +95,7 @@ def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
 
     monkeypatch.setattr(training, "train_denoiser", refuse)
     monkeypatch.setattr(training, "train_descriptor", refuse)
-    monkeypatch.setattr(study_module, "describe_patches", refuse)
+    monkeypatch.setattr(runner_module, "describe_patches", refuse)
     second = Study.open("smoke", **overrides)
     assert second.denoiser("unet").metrics == unet.metrics
     assert second.evaluate("unet", "baseline") == results
@@ -102,11 +103,18 @@ def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
         Study.open("smoke", **{**overrides, "epochs_unet": 2}).denoiser("unet")
 
 
-def test_unknown_model_names_are_listed() -> None:
-    """Asking for an unknown model names the known ones."""
-    fake = Study.__new__(Study)
+def test_unknown_model_names_are_listed(tmp_path) -> None:
+    """Asking for an unknown model names the known ones (before any data is read)."""
+    from nhpatches.core.config import get_profile
+    from nhpatches.study import StudyData
+
+    study = Study.of(StudyData(get_profile("smoke"), tmp_path / "no-data-read"))
     with pytest.raises(ValueError, match="baseline"):
-        fake.descriptor("nonexistent", "unet")
+        study.descriptor("unet", "nonexistent")
+    with pytest.raises(ValueError, match="unet_adam"):
+        study.denoiser("nonexistent")
+    with pytest.raises(ValueError, match="unknown descriptor 'unet'"):  # names swapped: a loud error
+        study.descriptor("baseline", "unet")
 
 
 def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
@@ -167,7 +175,7 @@ def test_pipeline_descriptor_trains_on_its_denoisers_output(isolated, monkeypatc
     """A report descriptor sees noisy -> its pipeline's denoiser -> uint8 patches; the key names the denoiser."""
     calls = _record_descriptor_training(monkeypatch)
     study = Study.open("smoke", **FAST)
-    study.descriptor("baseline", "unet")
+    study.descriptor("unet", "baseline")
     (call,) = calls
     assert call["source"] == "denoised"
     bank = call["train"]
@@ -175,25 +183,25 @@ def test_pipeline_descriptor_trains_on_its_denoisers_output(isolated, monkeypatc
     np.testing.assert_array_equal(bank.denoised, expected)
     assert not np.array_equal(bank.denoised, bank.clean) and not np.array_equal(bank.denoised, bank.noisy)
     # one descriptor per pipeline: other inputs give other runs, and the denoiser's key is in the descriptor's
-    keys = {den: study.descriptor_run_key("baseline", den) for den in ("unet", "unet_mse", "none", "clean")}
+    keys = {den: study.descriptor_run_key(den, "baseline") for den in ("unet", "unet_mse", "none", "clean")}
     assert len(set(keys.values())) == 4
-    assert study.descriptor_source("baseline", "none") == "noisy"
-    assert study.descriptor_source("baseline", "clean") == "clean"
-    assert study.descriptor_source("hardnet", "unet") == "clean"  # the extension trains on clean patches
-    assert study.descriptor_run_key("hardnet", "unet") == study.descriptor_run_key("hardnet", "dncnn_adam")
+    assert study.descriptor_source("none", "baseline") == "noisy"
+    assert study.descriptor_source("clean", "baseline") == "clean"
+    assert study.descriptor_source("unet", "hardnet") == "clean"  # the extension trains on clean patches
+    assert study.descriptor_run_key("unet", "hardnet") == study.descriptor_run_key("dncnn_adam", "hardnet")
     other = Study.open("smoke", **{**FAST, "epochs_unet": 2})
-    assert other.descriptor_run_key("baseline", "unet") != keys["unet"]  # a retrained denoiser: a new descriptor
-    assert other.descriptor_run_key("baseline", "none") == keys["none"]
+    assert other.descriptor_run_key("unet", "baseline") != keys["unet"]  # a retrained denoiser: a new descriptor
+    assert other.descriptor_run_key("none", "baseline") == keys["none"]
 
 
 def test_retrained_fine_tunes_the_pipelines_trained_baseline(isolated, monkeypatch) -> None:
     """'retrained' starts from the weights of the baseline trained for the same pipeline."""
     calls = _record_descriptor_training(monkeypatch)
     study = Study.open("smoke", **FAST)
-    retrained = study.descriptor("retrained", "unet")
+    retrained = study.descriptor("unet", "retrained")
     assert [c["spec"].name for c in calls] == ["baseline", "retrained"]
     assert calls[0]["initial"] is None
-    baseline = study.descriptor("baseline", "unet").model.get_weights()
+    baseline = study.descriptor("unet", "baseline").model.get_weights()
     assert len(calls[1]["initial"]) == len(baseline)
     for start, trained in zip(calls[1]["initial"], baseline):
         np.testing.assert_array_equal(start, trained)
@@ -201,7 +209,7 @@ def test_retrained_fine_tunes_the_pipelines_trained_baseline(isolated, monkeypat
     assert retrained.metrics["init_from"] == "baseline" and retrained.metrics["epochs"] == 1
     changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline)]
     assert any(changed)  # fine-tuning moved the weights
-    assert study.descriptor_run_key("retrained", "unet") != study.descriptor_run_key("retrained", "none")
+    assert study.descriptor_run_key("unet", "retrained") != study.descriptor_run_key("none", "retrained")
 
 
 def test_smoke_tables_are_identical_across_results_folders(tmp_path, monkeypatch) -> None:
@@ -211,7 +219,7 @@ def test_smoke_tables_are_identical_across_results_folders(tmp_path, monkeypatch
     monkeypatch.setenv("NHPATCHES_DATA", str(tmp_path / "data"))
     for folder in ("first", "second"):
         monkeypatch.setenv("NHPATCHES_RESULTS", str(tmp_path / folder))
-        tables.append(Study.open("smoke", **FAST).evaluate_many(pipelines))
+        tables.append(Study.open("smoke", **FAST).table(pipelines))
     assert (tmp_path / "first").is_dir() and (tmp_path / "second").is_dir()
     assert tables[0].equals(tables[1])
 
@@ -219,17 +227,17 @@ def test_smoke_tables_are_identical_across_results_folders(tmp_path, monkeypatch
 def test_run_keys_name_the_keras_backend(isolated, monkeypatch) -> None:
     """A model trained on one Keras backend is not reused on another: the backend is in every run key."""
     study = Study.open("smoke", **FAST)
-    keys = (study.denoiser_run_key("unet"), study.descriptor_run_key("baseline", "unet"))
+    keys = (study.denoiser_run_key("unet"), study.descriptor_run_key("unet", "baseline"))
     other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
     monkeypatch.setattr(study_module.keras.backend, "backend", lambda: other)
     assert study.denoiser_run_key("unet") != keys[0]
-    assert study.descriptor_run_key("baseline", "unet") != keys[1]
+    assert study.descriptor_run_key("unet", "baseline") != keys[1]
 
 
 def test_force_retrain_trains_each_model_once_per_study(isolated, monkeypatch) -> None:
     """force_retrain retrains what a study uses, once: a fine-tuned descriptor does not retrain its
     parent a second time, and asking again loads the fresh run."""
-    Study.open("smoke", **FAST).descriptor("retrained", "unet")  # a complete cache to force over
+    Study.open("smoke", **FAST).descriptor("unet", "retrained")  # a complete cache to force over
     calls = _record_descriptor_training(monkeypatch)
     denoiser_calls, original = [], training.train_denoiser
 
@@ -239,9 +247,9 @@ def test_force_retrain_trains_each_model_once_per_study(isolated, monkeypatch) -
 
     monkeypatch.setattr(training, "train_denoiser", recording)
     forced = Study.open("smoke", force_retrain=True, **FAST)
-    forced.descriptor("baseline", "unet")
-    forced.descriptor("retrained", "unet")
-    forced.descriptor("baseline", "unet")
+    forced.descriptor("unet", "baseline")
+    forced.descriptor("unet", "retrained")
+    forced.descriptor("unet", "baseline")
     assert [c["spec"].name for c in calls] == ["baseline", "retrained"]
     assert denoiser_calls.count("unet") <= 1  # the denoised training bank may come from its cache
     forced.denoiser("unet")

@@ -440,3 +440,49 @@ def nearest_neighbour_accuracy(first: np.ndarray, second: np.ndarray) -> float:
         raise ValueError(f"expected two (N, D) arrays of the same shape, got {first.shape} and {second.shape}")
     distances = (first ** 2).sum(1)[:, None] - 2 * first @ second.T + (second ** 2).sum(1)[None]
     return float(np.mean(distances.argmin(axis=1) == np.arange(len(first))))
+
+
+def ranking(table: pd.DataFrame, metric: str = "mean") -> str:
+    """The pipelines of a table ranked by ``metric``, best first, with the gaps beside the seed spread."""
+    _check_metric(table, metric)
+    if len(table) < 2:
+        raise ValueError(f"need at least two pipelines to rank, got {len(table)}")
+    ranked = table.sort_values(metric, ascending=False)
+    rows = [row for _, row in ranked.iterrows()]
+    order = " > ".join(f"{row.denoiser} + {row.descriptor} {row[metric]:.3f}" for row in rows)
+    gaps = [first[metric] - second[metric] for first, second in zip(rows, rows[1:])]
+    return f"{metric} mAP, best first: {order}; gaps {', '.join(f'{g:.3f}' for g in gaps)}; " + \
+        spread_note(rows, gaps, metric) + "."
+
+
+def sweep_leaders(sweep: pd.DataFrame, metric: str = "mean") -> str:
+    """The best pipeline at each σ of a noise sweep, with its lead over the runner-up."""
+    for column in ("sigma", "denoiser", "descriptor", metric):
+        if column not in sweep.columns:
+            raise ValueError(f"the sweep table needs a {column!r} column; columns: {list(sweep.columns)}")
+    parts = []
+    for sigma, group in sweep.groupby("sigma", sort=True):
+        ranked = group.sort_values(metric, ascending=False)
+        first = ranked.iloc[0]
+        lead = f", by {first[metric] - ranked.iloc[1][metric]:.4f}" if len(ranked) > 1 else ""
+        parts.append(f"σ = {sigma:g}: {first.denoiser} + {first.descriptor} {first[metric]:.3f}{lead}")
+    return f"best {metric} mAP per σ: " + "; ".join(parts) + "."
+
+
+def sweep_versus(sweep: pd.DataFrame, pipeline: tuple[str, str], other: tuple[str, str],
+                 tasks: Sequence[str] = TASKS) -> str:
+    """A pipeline against another along a sweep: its lead (mAP points) per task at each σ."""
+    def curve(which: tuple[str, str]) -> pd.DataFrame:
+        part = sweep[(sweep.denoiser == which[0]) & (sweep.descriptor == which[1])]
+        if part.empty:
+            raise ValueError(f"pipeline {which[0]} + {which[1]} is not in the sweep")
+        return part.set_index("sigma").sort_index()
+
+    mine, theirs = curve(pipeline), curve(other)
+    leads = (mine[list(tasks)] - theirs[list(tasks)].reindex(mine.index)) * 100
+    ahead = bool((leads > 0).all().all())
+    lines = [f"σ = {sigma:g}: " + ", ".join(f"{task} {leads.loc[sigma, task]:+.1f}" for task in tasks)
+             for sigma in leads.index]
+    head = (f"{pipeline[0]} + {pipeline[1]} against {other[0]} + {other[1]} (mAP points): "
+            f"{'ahead on every task at every σ' if ahead else 'not ahead everywhere'}")
+    return head + "\n" + "\n".join(lines)

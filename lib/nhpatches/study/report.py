@@ -37,12 +37,19 @@ REPORT_TABLE2 = pd.DataFrame(
     columns=["denoiser", "descriptor", "verification", "matching", "retrieval"])
 
 
-def save_figure(fig: Figure, name: str, profile: str) -> Path:
-    """Write ``fig`` to figures/<profile>/<name>.png and return the path."""
-    path = config.figures_dir(profile) / f"{name}.png"
-    with atomic_path(path) as tmp:
+def save_figure(fig: Figure, name: str, profile: str) -> None:
+    """Write ``fig`` to figures/<profile>/<name>.png.
+
+    Returns nothing, so that a notebook cell ending with it shows the figure and nothing else
+    (the path is ``figure_path(name, profile)``).
+    """
+    with atomic_path(figure_path(name, profile)) as tmp:
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
-    return path
+
+
+def figure_path(name: str, profile: str) -> Path:
+    """Where save_figure writes a figure: figures/<profile>/<name>.png."""
+    return config.figures_dir(profile) / f"{name}.png"
 
 
 def save_table(frame: pd.DataFrame, name: str, profile: str, floatfmt: str = "{:.4f}") -> Path:
@@ -208,30 +215,25 @@ def _level_scores(results: Sequence[Mapping]) -> pd.DataFrame:
 
 
 def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]]) -> Figure:
-    """HPatches-paper style: one panel per task, a bar group per pipeline, a bar per noise level.
+    """HPatches-paper style: one panel per task, a bar group per pipeline, a bar per noise level (seaborn).
 
     ``results`` is one seed's list of evaluation results, or a list of them per seed (the same
     pipelines): bars are then the mean over the seeds with error bars of one std.
     """
+    import seaborn as sns
+
     per_seed = [results] if results and isinstance(results[0], Mapping) else list(results)
     tidy = pd.concat([_level_scores(r).assign(seed=i) for i, r in enumerate(per_seed)], ignore_index=True)
-    stats = tidy.groupby(["pipeline", "task", "noise_level"], sort=False)["mAP"].agg(["mean", "std"]).reset_index()
+    tidy["mAP"] = tidy["mAP"] * 100
+    tidy["noise"] = tidy["noise_level"].str[0].str.upper()
+    palette = {"E": "#4daf4a", "H": "#ff7f00", "T": "#e41a1c"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(per_seed[0]) + 1.8), sharey=True)
-    levels = ["easy", "hard", "tough"]
-    colors = {"easy": "#4daf4a", "hard": "#ff7f00", "tough": "#e41a1c"}
-    labels = list(dict.fromkeys(tidy["pipeline"]))
-    y = np.arange(len(labels))
     for ax, task in zip(axes, config.TASKS):
-        part = stats[stats.task == task]
-        for i, level in enumerate(levels):
-            values = part[part.noise_level == level].set_index("pipeline").reindex(labels)
-            error = values["std"] * 100 if len(per_seed) > 1 else None
-            ax.barh(y + (i - 1) * 0.27, values["mean"] * 100, height=0.27, color=colors[level],
-                    label=level.upper()[0], xerr=error, error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        sns.barplot(data=tidy[tidy.task == task], y="pipeline", x="mAP", hue="noise", hue_order=list(palette),
+                    palette=palette, errorbar="sd" if len(per_seed) > 1 else None, err_kws={"linewidth": 0.8},
+                    capsize=0.15, ax=ax, legend=ax is axes[0])
         title = f"{task} mAP [%]" + (f", mean ± std of {len(per_seed)} seeds" if len(per_seed) > 1 else "")
-        ax.set_title(title, fontsize=10)
-        ax.set_yticks(y, labels)
-        ax.invert_yaxis()
+        ax.set(title=title, xlabel="", ylabel="")
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(title="noise", fontsize=8)
     fig.tight_layout()
@@ -239,27 +241,31 @@ def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]])
 
 
 def plot_noise_sweep(sweep: pd.DataFrame, reference_sigmas: Mapping[str, float] | None = None) -> Figure:
-    """mAP against the noise std σ, one panel per task, one line per pipeline.
+    """mAP against the noise std σ, one panel per task, one line per pipeline (seaborn).
 
-    ``sweep`` has columns sigma, denoiser, descriptor and the task mAPs (Study.noise_sweep);
+    ``sweep`` has columns sigma, denoiser, descriptor and the task mAPs (Study.noise_sweep, or the
+    real-sample check); rows repeated per seed are drawn as their mean with a ±1 std band.
     ``reference_sigmas`` marks σ values with vertical lines (e.g. the easy / hard / tough levels).
     """
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
-    labels = list(dict.fromkeys(pipeline_label(d, s) for d, s in zip(sweep.denoiser, sweep.descriptor)))
+    import seaborn as sns
+
     frame = sweep.assign(pipeline=[pipeline_label(d, s) for d, s in zip(sweep.denoiser, sweep.descriptor)])
-    styles = {label: ("--" if label.split(" + ")[1] in ("raw", "sift") else "-") for label in labels}
+    long = frame.melt(id_vars=["sigma", "pipeline"], value_vars=list(config.TASKS), var_name="task", value_name="mAP")
+    long["mAP"] = long["mAP"] * 100
+    classical = {label: label.split(" + ")[1] in ("raw", "sift") for label in frame.pipeline.unique()}
+    dashes = {label: (4, 2) if is_classical else "" for label, is_classical in classical.items()}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
     for ax, task in zip(axes, config.TASKS):
-        for label in labels:
-            part = frame[frame.pipeline == label].sort_values("sigma")
-            ax.plot(part.sigma, part[task] * 100, styles[label], marker="o", markersize=3.5, label=label)
+        sns.lineplot(data=long[long.task == task], x="sigma", y="mAP", hue="pipeline", style="pipeline",
+                     dashes=dashes, markers=True, markersize=5, errorbar="sd", ax=ax, legend=ax is axes[0])
         for name, sigma in (reference_sigmas or {}).items():
             ax.axvline(sigma, color="0.7", lw=0.8, zorder=0)
             ax.annotate(name, (sigma, 0.02), xycoords=("data", "axes fraction"), fontsize=7, color="0.45",
                         ha="right", va="bottom", rotation=90)
-        ax.set_title(f"{task} mAP [%]", fontsize=10)
-        ax.set_xlabel("noise std σ (0..255)")
+        ax.set(title=f"{task} mAP [%]", xlabel="noise std σ (0..255)", ylabel="")
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
     fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 * ((len(names) + 3) // 4), 1, 1))
     return fig

@@ -390,6 +390,9 @@ def data_parallel(devices: int, batch_sizes: tuple[int, ...] = ()) -> Iterator[k
     """
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise ValueError(f"devices must be a positive int, got {devices!r}")
+    uneven = [size for size in batch_sizes if size % devices]
+    if uneven:
+        raise ValueError(f"batch sizes {uneven} do not split evenly over {devices} devices")
     if devices == 1:
         yield None
         return
@@ -399,9 +402,6 @@ def data_parallel(devices: int, batch_sizes: tuple[int, ...] = ()) -> Iterator[k
     available = keras.distribution.list_devices()
     if len(available) < devices:
         raise ValueError(f"devices={devices} but JAX sees {len(available)}: {available}")
-    uneven = [size for size in batch_sizes if size % devices]
-    if uneven:
-        raise ValueError(f"batch sizes {uneven} do not split evenly over {devices} devices")
     previous = keras.distribution.distribution()
     distribution = keras.distribution.DataParallel(devices=available[:devices])
     keras.distribution.set_distribution(distribution)
