@@ -23,6 +23,9 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The kernel logs errors only: its start-up warning ("Kernel is running over TCP without
+#: encryption", about a local kernel on the loopback) would print once per notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             papermill.execute_notebook(str(notebook), str(output_dir / notebook.name), parameters=parameters,
-                                       cwd=str(ROOT / "notebooks"), progress_bar=False)
+                                       cwd=str(ROOT / "notebooks"), progress_bar=False,
+                                       extra_arguments=KERNEL_ARGUMENTS)
         except PapermillExecutionError as error:
             print(failure_summary(notebook, output_dir / notebook.name, error), file=sys.stderr)
             return 1

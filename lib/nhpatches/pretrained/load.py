@@ -31,7 +31,7 @@ import numpy as np
 from nhpatches.core.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
 from nhpatches.data.hpatches import resize_patches
 from nhpatches.nets.classical import CLASSICAL, check_patches
-from nhpatches.nets.inference import denoise_patches, run_network
+from nhpatches.nets.inference import DEFAULT_BATCH_SIZE, denoise_patches, run_network
 
 if TYPE_CHECKING:
     import keras
@@ -75,7 +75,7 @@ class LearnedPipeline:
         """Descriptor dimension D."""
         return int(self.descriptor.output_shape[-1])
 
-    def __call__(self, patches: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def __call__(self, patches: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Denoise (clip, truncate to uint8) then describe.
 
         Shape: (N, 32, 32) uint8 -> (N, D) float32.
@@ -231,7 +231,7 @@ def prepare_patches(patches: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
 
 
 def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
-             weights: str | os.PathLike[str] | None = None, batch_size: int = 256) -> np.ndarray:
+             weights: str | os.PathLike[str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     """Descriptors of grayscale patches, like kornia's ``HardNet``: one float32 row per patch.
 
     ``patches``: uint8 (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release) in 0..255.

@@ -23,7 +23,8 @@ HPatches matching mAP on their first ``validation_points`` points, re-noised at 
 ``validation_sigmas``; the epoch with the best mean is exported. Real HPatches patches are never
 looked at here (``scripts/real_sample_check.py`` is the final check, after training).
 
-Every epoch writes a checkpoint (weights, optimiser state, history); a killed run started again
+Every epoch writes a checkpoint (weights, optimiser state, history, the best epoch's weights;
+``state.json`` last, naming its checkpoint file); a killed run started again
 with the same arguments resumes after its last finished epoch, with the same batches it would
 have drawn. Batches are drawn from ``numpy.random.default_rng([seed, epoch, step])``, so a
 resumed run and an uninterrupted one see the same data.
@@ -53,7 +54,8 @@ from nhpatches.data import embedded, sweep
 
 #: Name of the released descriptor (the export is "none+<name>": no denoiser in front).
 RELEASE_DESCRIPTOR = "hardnet_release"
-CHECKPOINT_NAME = "checkpoint.npz"
+#: Checkpoint of the weights after epoch N; state.json names the one it belongs to, and is written last.
+CHECKPOINT_PATTERN = "checkpoint-epoch{epoch:03d}.npz"
 STATE_NAME = "state.json"
 LOG_NAME = "train.log"
 
@@ -261,19 +263,25 @@ def validation_score(descriptor, sequences: Mapping[str, np.ndarray], sigmas: tu
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(out: Path, descriptor, trainer, state: Mapping[str, Any], best: list[np.ndarray] | None) -> None:
-    """Weights, optimiser variables and (optionally) the best epoch's weights; then the state file, last."""
+def save_checkpoint(out: Path, descriptor, trainer, state: dict[str, Any], best: list[np.ndarray] | None) -> None:
+    """Weights, optimiser variables and the best epoch's weights into this epoch's file; then the state file,
+    which names that file, last; then older checkpoints are removed. A run killed between two writes
+    resumes from the state's own checkpoint, never from a newer file."""
     import keras
 
     arrays = {f"model/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(descriptor.weights)}
     arrays.update({f"optimizer/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(trainer.optimizer.variables)})
     for i, value in enumerate(best or []):
         arrays[f"best/{i:03d}"] = value
-    with atomic_path(out / CHECKPOINT_NAME) as tmp:
+    state["checkpoint"] = CHECKPOINT_PATTERN.format(epoch=state["epochs_done"])
+    with atomic_path(out / state["checkpoint"]) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
     with atomic_path(out / STATE_NAME) as tmp:
         tmp.write_text(json.dumps(state, indent=1) + "\n")
+    for old in out.glob(CHECKPOINT_PATTERN.replace("{epoch:03d}", "*")):
+        if old.name != state["checkpoint"]:
+            old.unlink()
 
 
 def _arrays(stored: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
@@ -282,7 +290,7 @@ def _arrays(stored: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
 
 def load_checkpoint(out: Path, recipe: ReleaseRecipe, descriptor, trainer) -> tuple[dict | None, list[np.ndarray] | None]:
     """Restore a checkpoint of the same recipe into the models; (state, best weights), or (None, None)."""
-    state_path, weights_path = out / STATE_NAME, out / CHECKPOINT_NAME
+    state_path = out / STATE_NAME
     if not state_path.is_file():
         return None, None
     try:
@@ -292,8 +300,10 @@ def load_checkpoint(out: Path, recipe: ReleaseRecipe, descriptor, trainer) -> tu
     if state.get("recipe") != recipe_json(recipe):
         raise ValueError(f"{state_path}: checkpoint of another recipe ({state.get('recipe')}); expected "
                          f"{recipe_json(recipe)}. Use another --out folder, or delete this one to start over")
+    weights_path = out / str(state.get("checkpoint"))
     if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: checkpoint weights missing beside {state_path}")
+        raise FileNotFoundError(f"{weights_path}: checkpoint weights named by {state_path} are missing; "
+                                f"delete {out} to start over")
     with np.load(weights_path) as stored:
         stored = {key: stored[key] for key in stored.files}
     descriptor.set_weights(_arrays(stored, "model"))
@@ -329,7 +339,7 @@ def train_release(out_dir: str | os.PathLike[str], recipe: ReleaseRecipe, data_r
     """Train (or resume) the release descriptor into ``out_dir``; return the final state.
 
     ``stop_after`` ends the call after that many epochs of this call (tests use it to simulate a
-    killed run). Writes ``checkpoint.npz`` / ``state.json`` every epoch and appends to ``train.log``.
+    killed run). Writes ``checkpoint-epochNNN.npz`` and ``state.json`` every epoch and appends to ``train.log``.
     """
     import keras
 
@@ -374,7 +384,7 @@ def _train_epochs(out: Path, recipe: ReleaseRecipe, release_data: ReleaseData, d
              f"{len(release_data.train_sequences)} sequences; validation {len(release_data.validation)} held-out "
              f"sequences x {recipe.validation_points} points")
     else:
-        emit(f"resuming after epoch {state['epochs_done']}/{recipe.epochs} from {out / CHECKPOINT_NAME}")
+        emit(f"resuming after epoch {state['epochs_done']}/{recipe.epochs} from {out / state['checkpoint']}")
     try:
         epochs_this_call = 0
         while state["epochs_done"] < recipe.epochs:
