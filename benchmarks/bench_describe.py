@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    import keras
+    import keras  # isort: skip  (after nhpatches, which quiets TensorFlow's start-up logs)
 
     import nhpatches
     from nhpatches import data

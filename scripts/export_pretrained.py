@@ -55,11 +55,11 @@ def check_patches(study) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     """Train (or load) the pipeline, export it, check the export and record the results."""
-    import keras
-
     from nhpatches import pretrained
     from nhpatches.nets import specs
     from nhpatches.study import Study
+
+    import keras  # isort: skip  (after nhpatches, which quiets TensorFlow's start-up logs)
 
     args = parse_args(argv)
     start = time.perf_counter()

@@ -114,3 +114,8 @@ def test_corrupt_checkpoint_state_is_named(smoke_recipe, data_root, tmp_path) ->
     (tmp_path / "run" / recipe.STATE_NAME).write_text("{not json")
     with pytest.raises(ValueError, match=r"state.json: unreadable checkpoint state"):
         recipe.train_release(tmp_path / "run", smoke_recipe, data_root)
+
+
+def test_prefetched_yields_every_step_in_order() -> None:
+    assert list(recipe.prefetched(lambda step: step * 10, 5)) == [0, 10, 20, 30, 40]
+    assert list(recipe.prefetched(lambda step: step, 0)) == []

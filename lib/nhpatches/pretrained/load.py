@@ -1,13 +1,15 @@
 """A patch descriptor to call: ``nhpatches.describe(patches)``, with the shipped trained pipeline.
 
-The shipped pipeline is a denoiser followed by a descriptor network, trained by the study
-(:mod:`nhpatches.study`) and exported by ``scripts/export_pretrained.py`` into
-``nhpatches/resources/pretrained/``: one weights file (``weights.npz``: the weights of both
-networks, kernels stored as float16) and a manifest (``manifest.json``: the two specs, the
-training settings, the file's sha256). Loading rebuilds the networks from the specs with
-:func:`nhpatches.training.build_denoiser` and :func:`~nhpatches.specs.build_descriptor_network`
-and sets their weights, so it works on every Keras backend. The classical descriptors of
-:mod:`nhpatches.classical` ("sift", "raw") are available under the same call::
+An export is an optional denoiser followed by a descriptor network: one weights file
+(``weights.npz``: the weights of both networks, kernels stored as float16) and a manifest
+(``manifest.json``: the specs, how it was trained, the file's sha256). The shipped export in
+``nhpatches/resources/pretrained/`` is written by the release recipe (:mod:`.recipe`,
+``scripts/train_pretrained.py``); ``scripts/export_pretrained.py`` exports any pipeline of a
+study. Loading rebuilds the networks from the specs with
+:func:`nhpatches.nets.specs.build_denoiser_network` and :func:`~nhpatches.nets.specs.build_descriptor_network`
+and sets their weights, so it works on every Keras backend; the networks then run through
+:mod:`nhpatches.nets.inference`. The classical descriptors of :mod:`nhpatches.nets.classical`
+("sift", "raw") are available under the same call::
 
     import nhpatches
     descriptors = nhpatches.describe(patches)                   # (N, 32, 32) or (N, 65, 65) uint8
