@@ -237,6 +237,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
     from types import SimpleNamespace
     import jax, keras, numpy as np, pandas as pd
     from nhpatches.core import config
+    from nhpatches.nets import specs
     from nhpatches.train import training
     from nhpatches.train.batches import bank_from_sequences
     from nhpatches.core.cache import RunDir
