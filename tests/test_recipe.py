@@ -87,11 +87,13 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
     with pytest.raises(ValueError, match="checkpoint of another recipe"):
         recipe.train_release(tmp_path / "run", recipe.recipe_for("smoke", epochs=3), data_root)
     # the export: a manifest with the recipe, data, machine, wall time, curve and log; describe() reads it
-    manifest_path = recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe)
+    manifest_path = recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe, data_root=data_root)
     manifest = json.loads(manifest_path.read_text())
     assert manifest["name"] == "none+hardnet_release" and manifest["recipe"] == recipe.recipe_json(smoke_recipe)
     assert manifest["training_data"]["train_points"] > 0 and manifest["machine"]["cores"] >= 1
     assert manifest["wall_seconds"] > 0 and len(manifest["validation_curve"]) == 2 and manifest["log"]
+    check = manifest["export_check"]
+    assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999 and check["patches"] > 0, check
     patches = np.random.default_rng(0).integers(0, 256, (20, 32, 32), dtype=np.uint8)
     exported = pretrained.describe(patches, weights=tmp_path / "export")
     descriptor, _ = recipe.build_release_trainer(smoke_recipe)
@@ -104,9 +106,9 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
 def test_export_needs_a_finished_run(smoke_recipe, data_root, tmp_path) -> None:
     recipe.train_release(tmp_path / "run", smoke_recipe, data_root, print_fn=lambda _: None, stop_after=1)
     with pytest.raises(ValueError, match="finished 1 of 2 epochs"):
-        recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe)
+        recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe, data_root=data_root)
     with pytest.raises(ValueError, match="finished 0 of 2 epochs"):
-        recipe.export_release(tmp_path / "export", tmp_path / "nothing", smoke_recipe)
+        recipe.export_release(tmp_path / "export", tmp_path / "nothing", smoke_recipe, data_root=data_root)
 
 
 def test_corrupt_checkpoint_state_is_named(smoke_recipe, data_root, tmp_path) -> None:
