@@ -120,11 +120,11 @@ def test_describe_shipped_pipeline_on_32_and_65_px(wormhole: np.ndarray) -> None
 
 
 def test_shipped_pipeline_matches_real_patches(wormhole: np.ndarray) -> None:
-    """Trained weights, not random ones: on the real v_wormhole patches the shipped pipeline finds
-    >= 80% of easy and >= 55% of hard matches (a randomly initialised HardNet without denoiser
-    gets 76% / 37%, with a random U-Net in front 13%)."""
+    """Trained weights, not random ones: on the 150 real v_wormhole points the shipped pipeline finds
+    >= 85% of easy, >= 80% of hard and >= 65% of tough matches (measured 93 / 90 / 77 %; a randomly
+    initialised network of the same shape gets 65 / 31 / 11 %, OpenCV SIFT at 65 px 87 / 60 / 29 %)."""
     accuracy = nn_accuracy(pretrained.describe(wormhole.reshape(-1, 65, 65)).reshape(16, wormhole.shape[1], -1))
-    assert accuracy[:5].mean() >= 0.8 and accuracy[5:10].mean() >= 0.55, accuracy
+    assert accuracy[:5].mean() >= 0.85 and accuracy[5:10].mean() >= 0.8 and accuracy[10:].mean() >= 0.65, accuracy
 
 
 def test_describe_classical_pipelines_and_sizes(wormhole: np.ndarray) -> None:

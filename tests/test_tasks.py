@@ -231,3 +231,23 @@ def test_validate_tasks_names_out_of_range_index() -> None:
     bad = TaskSet("x", taskset.sequences, taskset.verification, taskset.queries + 100, taskset.distractors)
     with pytest.raises(ValueError, match="retr_queries_split-x.csv"):
         validate_tasks(bad, SIZES)
+
+
+def test_focus_tasks_keeps_one_sequence_questions_and_every_other_patch_as_negatives() -> None:
+    sizes = {"v_real": 30, "i_other": 40, "v_more": 50}
+    full = generate_tasks(sizes, "real", seed=1, num_pairs=3_000, num_queries=60, num_distractors=60)
+    focused = tasks_module.focus_tasks(full, "v_real")
+    for kind in ("pos", "intra"):
+        rows = focused.verification[kind]
+        assert len(rows) and (rows[:, 0] == 0).all() and (rows[:, 3] == 0).all()
+    inter = focused.verification["inter"]
+    assert (inter[:, 0] == 0).all() and (inter[:, 3] != 0).any()
+    assert len(focused.queries) and (focused.queries[:, 0] == 0).all()
+    # every reference patch the full set used stays: other sequences' queries become distractors
+    used = {tuple(r) for r in full.queries} | {tuple(r) for r in full.distractors}
+    kept = {tuple(r) for r in focused.queries} | {tuple(r) for r in focused.distractors}
+    assert used == kept and not ({tuple(r) for r in focused.queries} & {tuple(r) for r in focused.distractors})
+    assert focused.provenance["focus"] == "v_real" and focused.provenance["counts"]["queries"] == len(focused.queries)
+    validate_tasks(focused, sizes)
+    with pytest.raises(ValueError, match="not in the task set"):
+        tasks_module.focus_tasks(full, "v_absent")

@@ -198,18 +198,21 @@ def focus_tasks(taskset: TaskSet, sequence: str) -> TaskSet:
 
     Verification keeps the pairs whose first patch is in ``sequence`` (positives and intra
     negatives lie inside it; inter negatives pair it with any sequence). Retrieval keeps the
-    queries from ``sequence`` and every distractor. So a small real sequence can be scored with
-    the HPatches protocol, with other sequences standing in for the rest of a test split.
+    queries from ``sequence``; every distractor stays, and the other sequences' queries become
+    distractors too (they are reference patches of other scenes). So a small real sequence can be
+    scored with the HPatches protocol, with other sequences standing in for the rest of a test split.
     """
     if sequence not in taskset.sequences:
         raise ValueError(f"sequence {sequence!r} is not in the task set's sequences {taskset.sequences}")
     index = taskset.sequences.index(sequence)
     verification = {kind: rows[rows[:, 0] == index] for kind, rows in taskset.verification.items()}
-    queries = taskset.queries[taskset.queries[:, 0] == index]
+    mine = taskset.queries[:, 0] == index
+    queries = taskset.queries[mine]
     if not len(queries) or not all(len(rows) for rows in verification.values()):
         raise ValueError(f"the task set has no verification pairs or queries in {sequence!r}: generate more")
+    distractors = np.concatenate([taskset.distractors, taskset.queries[~mine]])
     provenance = {**taskset.provenance, "focus": sequence}
-    focused = TaskSet(taskset.split, taskset.sequences, verification, queries, taskset.distractors, provenance)
+    focused = TaskSet(taskset.split, taskset.sequences, verification, queries, distractors, provenance)
     provenance["counts"] = task_counts(focused)
     return focused
 
