@@ -88,7 +88,7 @@ class Profile:
     dncnn_keep_epoch: int | None = 5  # DnCNN epoch whose weights are kept (R §3.1); None = the last
     descriptor_train_patches: int | None = None  # points per training sequence the descriptors see (None = all)
     sweep_points: int | None = None  # test points per sequence in the noise sweep (None = all)
-    # accelerator settings (see nhpatches.device_sampling); the defaults are the host path of cpu/smoke
+    # accelerator settings (see nhpatches.train.device); the defaults are the host path of cpu/smoke
     device_sampling: bool = False  # draw training batches on the device, inside the compiled step
     mixed_precision: str | None = None  # None (float32) or "bf16" (Keras' mixed_bfloat16 while training)
     jit_compile: bool | str = "auto"  # passed to Model.compile ("auto": Keras' choice per backend)

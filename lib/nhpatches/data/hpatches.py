@@ -6,7 +6,7 @@ Three on-disk layouts are read (see ``HPATCHES_SPEC.md`` section 1):
   ``<type>_noise.png`` (noisy), strips 32 px wide;
 * ``"release"``: the genuine ``hpatches-release``, 65 px strips, no noisy strips;
   the noisy patches are synthesised with the noise model below;
-* ``"embedded"``: the offline dataset built by :mod:`nhpatches.embedded`, laid out like
+* ``"embedded"``: the offline dataset built by :mod:`nhpatches.data.embedded`, laid out like
   N-HPatches plus a ``dataset.json`` manifest.
 
 The patch size of a strip is always its width (``N = height // width``); patches of

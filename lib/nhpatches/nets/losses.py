@@ -16,7 +16,7 @@ and the field's stronger one, kept as an extension (notebook 08):
   distinct points, the hardest negative over the whole batch (with or without anchor swap).
 
 The descriptor losses are keras.losses.Loss objects for ``model.fit``: ``y_pred`` stacks the
-descriptors along axis 1 (see build_triplet_trainer and build_pair_trainer in nhpatches.models)
+descriptors along axis 1 (see build_triplet_trainer and build_pair_trainer in nhpatches.nets.models)
 and ``y_true`` is ignored (pass dummy zeros). Called directly they return the batch mean, a
 scalar; their ``call`` gives the per-sample losses (B,).
 """

@@ -75,9 +75,9 @@ class DescriptorSpec:
     network: str = "l2net"  # "l2net" (the report's) or "hardnet" (extension)
     variant: str = "baseline"  # l2net: "baseline", "updated" or "deep"
     loss: str = "triplet"  # "triplet" (R Eq. 2), "hard_triplet" (R Eq. 4) or "hardest_negative" (HardNet)
-    distance: str = "mean_squared"  # triplet losses: see nhpatches.losses.DISTANCES
+    distance: str = "mean_squared"  # triplet losses: see nhpatches.nets.losses.DISTANCES
     anchor_swap: bool = True  # hardest_negative only
-    flip: str = "none"  # see nhpatches.batches.FLIP_MODES
+    flip: str = "none"  # see nhpatches.train.batches.FLIP_MODES
     margin: float = 1.0
     optimizer: str = "sgd"
     learning_rate: float = 0.1

@@ -243,9 +243,9 @@ def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
       on that one): the shipped learned pipeline. 65 px patches are first resized to 32 px as the
       release layout is in :mod:`nhpatches.data`; the denoiser's output is clipped and truncated
       to uint8 as in the study; -> (N, 128), unit L2 norm for the HardNet-style descriptors.
-    * ``"sift"``: :func:`nhpatches.classical.describe_sift` on the patches at their own size (a
+    * ``"sift"``: :func:`nhpatches.nets.classical.describe_sift` on the patches at their own size (a
       65 px patch is described natively, not resized); -> (N, 128), unit norm.
-    * ``"raw"``: :func:`nhpatches.classical.describe_raw` on the 32 px patches (65 px patches are
+    * ``"raw"``: :func:`nhpatches.nets.classical.describe_raw` on the 32 px patches (65 px patches are
       resized to 32 first, so every input gives the same 1024-d layout); -> (N, 1024).
 
     ``weights``: an export of your own (its folder, manifest.json or weights.npz, as written by

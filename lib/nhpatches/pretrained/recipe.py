@@ -4,7 +4,7 @@ This is not a notebook profile. The notebooks' ``cpu`` profile is sized so that 
 teaching series fits in 30 minutes; the release recipe has a budget of its own (about 1.5 hours
 on 2 CPU cores) and one goal: a descriptor that works on other people's patches, clean or noisy.
 
-What it trains: the HardNet-style network of :func:`nhpatches.models.build_hardnet` (no
+What it trains: the HardNet-style network of :func:`nhpatches.nets.models.build_hardnet` (no
 denoiser in front of it), with HardNet's in-batch hardest-negative loss (anchor swap, margin 1)
 on large batches of matching pairs, Adam with a linear warm-up and a cosine decay to zero.
 
@@ -16,7 +16,7 @@ Each pair is augmented on the fly:
   same for both patches of the pair, so a pair still matches;
 * Gaussian noise drawn per patch, independently for the two patches: with probability
   ``clean_fraction`` none, else σ uniform in [0, ``sigma_max``] on the 0..255 scale
-  (``noisy = clip(floor(clean + σ z + 0.5))``, the noise model of :mod:`nhpatches.sweep`).
+  (``noisy = clip(floor(clean + σ z + 0.5))``, the noise model of :mod:`nhpatches.data.sweep`).
 
 Model selection uses the held-out test photos of split ``a`` only: after every epoch the
 HPatches matching mAP on their first ``validation_points`` points, re-noised at each σ of

@@ -1,12 +1,12 @@
 """Training batches drawn on the device, inside the compiled step; bf16, jit and data parallel.
 
-On a GPU the host samplers of :mod:`nhpatches.batches` (a numpy fancy index, a float32 cast
+On a GPU the host samplers of :mod:`nhpatches.train.batches` (a numpy fancy index, a float32 cast
 and a host-to-device copy per batch, plus Keras' per-item Python overhead) can cost more than
 the step itself. Here the patch bank lives on the device as a non-trainable uint8 variable
 and every batch is drawn and gathered with ``keras.random`` and ``keras.ops`` in the compiled
 training step, so the same code runs under ``jit`` on JAX, TensorFlow and PyTorch:
 
-- :class:`DeviceTripletSampler` draws exactly what :class:`~nhpatches.batches.TripletBatches`
+- :class:`DeviceTripletSampler` draws exactly what :class:`~nhpatches.train.batches.TripletBatches`
   defines: B distinct 3-D points per batch (unique classes), anchor and positive the same point
   in two different images (first random, second = (first + randint(1, 16)) % 16), the negative
   another point ((point + randint(1, points)) % points) in a random image, flips "none",
@@ -14,14 +14,14 @@ training step, so the same code runs under ``jit`` on JAX, TensorFlow and PyTorc
   Its random stream is its own (a ``keras.random.SeedGenerator``), not numpy's: the same seed
   gives the same batches on one backend, not the host sampler's batches.
 - :class:`DeviceDenoisingSampler` draws (noisy, clean) pairs as
-  :class:`~nhpatches.batches.DenoisingBatches`: random (point, image) patches, or with
+  :class:`~nhpatches.train.batches.DenoisingBatches`: random (point, image) patches, or with
   ``steps=None`` one shuffled pass over every patch per epoch (the permutation is drawn on the
   host once per epoch with the host sampler's generator, so the order is the host sampler's).
 - :class:`SampledTrainer` wraps a network and a sampler for ``Model.fit``: its training input is
   a placeholder (:class:`DeviceSteps`), its validation input real host batches (frozen, as on
   the host path), so validation losses are comparable across the two paths.
 
-It also holds the other accelerator settings of a :class:`~nhpatches.config.Profile`:
+It also holds the other accelerator settings of a :class:`~nhpatches.core.config.Profile`:
 ``precision_policy`` (bf16 while building), ``resolve_jit_compile`` and ``data_parallel``
 (``keras.distribution.DataParallel`` on the JAX backend).
 """
@@ -97,7 +97,7 @@ def _shard_batch(tensor):
 
 
 class DeviceTripletSampler(keras.layers.Layer):
-    """Descriptor batches drawn on the device, as :class:`~nhpatches.batches.TripletBatches` defines them.
+    """Descriptor batches drawn on the device, as :class:`~nhpatches.train.batches.TripletBatches` defines them.
 
     ``patches`` is one source of a bank (clean, noisy or denoised), uint8 (points, 16, P, P); it
     becomes a non-trainable device variable. mode "triplet" gives (anchor, positive, negative),
@@ -169,7 +169,7 @@ class DeviceTripletSampler(keras.layers.Layer):
 
 
 class DeviceDenoisingSampler(keras.layers.Layer):
-    """(noisy, clean) denoiser batches drawn on the device, as :class:`~nhpatches.batches.DenoisingBatches`.
+    """(noisy, clean) denoiser batches drawn on the device, as :class:`~nhpatches.train.batches.DenoisingBatches`.
 
     With ``steps`` an int, each batch is B random (point, image) patches; with ``steps=None`` an
     epoch is one shuffled pass over every patch: call :meth:`start_epoch` before each epoch (the
@@ -242,7 +242,7 @@ class SampledTrainer(keras.Model):
     """Training wrapper whose batches come from a device sampler; validation takes host batches.
 
     kind "triplet" / "pair": the shared descriptor on each patch, outputs stacked (B, 3|2, D) for
-    the losses of :mod:`nhpatches.losses`. kind "denoise": (B, P, P, 2), the denoised patch and
+    the losses of :mod:`nhpatches.nets.losses`. kind "denoise": (B, P, P, 2), the denoised patch and
     its clean target along the channel axis, for :class:`StackedTargetLoss`.
     Input: a (rows, 1) placeholder (training; the sampler draws the batch) or a tuple of
     (B, P, P, 1) patch batches: (anchor, positive[, negative]) or (noisy, clean) (validation).

@@ -1,8 +1,8 @@
 """How a model of the study is trained, saved and loaded back.
 
-Models are named by the specs of :mod:`nhpatches.nets.specs`. Training goes through ``keras.Model.fit`` with the losses of :mod:`nhpatches.losses`;
+Models are named by the specs of :mod:`nhpatches.nets.specs`. Training goes through ``keras.Model.fit`` with the losses of :mod:`nhpatches.nets.losses`;
 the result (``model.keras``, ``history.csv``, ``metrics.json``) is cached in a
-:class:`~nhpatches.cache.RunDir`.
+:class:`~nhpatches.core.cache.RunDir`.
 """
 
 from __future__ import annotations
