@@ -36,9 +36,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import keras
-import numpy as np
-from keras import ops
+from nhpatches.core.backend import quiet_tensorflow  # isort: skip
+
+quiet_tensorflow()  # before Keras loads TensorFlow: no C++ start-up lines
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
 
 from nhpatches import evaluation
 from nhpatches.core import config
