@@ -8,7 +8,7 @@ Prints one line per epoch (loss, validation matching mAP per σ, elapsed time, t
 checkpoints every epoch into --out: run the same command again after a kill and it resumes after
 the last finished epoch. When the last epoch is done it exports the best epoch (by the held-out
 validation score) to --export (default: <out>/export), the folder ``describe(weights=...)`` reads.
-See nhpatches.release for the recipe.
+See nhpatches.pretrained.recipe for the recipe.
 """
 
 from __future__ import annotations
