@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nhpatches import pretrained
+from nhpatches.nets.inference import describe_patches
 from nhpatches.pretrained import recipe
 
 
@@ -98,7 +99,7 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
     exported = pretrained.describe(patches, weights=tmp_path / "export")
     descriptor, _ = recipe.build_release_trainer(smoke_recipe)
     descriptor.set_weights(resumed["best_weights"])
-    reference = recipe.describe_batched(descriptor, patches)
+    reference = describe_patches(descriptor, patches)
     assert np.abs(exported - reference).max() <= 2e-3  # float16 kernels
     assert exported.shape == (20, 128) and np.allclose(np.linalg.norm(exported, axis=1), 1, atol=1e-5)
 

@@ -52,6 +52,7 @@ from nhpatches import data, evaluation
 from nhpatches.core import config
 from nhpatches.core.cache import atomic_path
 from nhpatches.data import embedded, sweep
+from nhpatches.nets.inference import describe_patches
 
 #: Name of the released descriptor (the export is "none+<name>": no denoiser in front).
 RELEASE_DESCRIPTOR = "hardnet_release"
@@ -255,20 +256,12 @@ def build_release_trainer(recipe: ReleaseRecipe):
     return descriptor, trainer
 
 
-def describe_batched(descriptor, patches: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Descriptors of uint8 patches with a built network. Shape: (..., P, P) -> (..., D) float32."""
-    flat = patches.reshape(-1, *patches.shape[-2:])
-    out = [np.asarray(descriptor.predict_on_batch(flat[i:i + batch_size].astype(np.float32)[..., None]), np.float32)
-           for i in range(0, len(flat), batch_size)]
-    return np.concatenate(out).reshape(*patches.shape[:-2], -1)
-
-
 def validation_score(descriptor, sequences: Mapping[str, np.ndarray], sigmas: tuple[float, ...],
                      seed: int = 0) -> dict[str, float]:
     """HPatches matching mAP of the held-out sequences re-noised at each σ, and their mean."""
     scores = {}
     for sigma in sigmas:
-        described = {name: describe_batched(descriptor, sweep.renoise(clean, sigma, data.sequence_noise_seed(seed, name)))
+        described = {name: describe_patches(descriptor, sweep.renoise(clean, sigma, data.sequence_noise_seed(seed, name)))
                      for name, clean in sequences.items()}
         scores[f"val_matching_sigma{sigma:g}"] = evaluation.evaluate_matching(described, tuple(described))["mAP"]
     scores["val_score"] = float(np.mean(list(scores.values())))
