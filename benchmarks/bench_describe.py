@@ -68,30 +68,40 @@ def main(argv: list[str] | None = None) -> int:
                 x = np.clip(np.asarray(x), 0, 255).astype(np.uint8).astype(np.float32)
 
     rows = {
-        f"describe() {pipeline.name}, 32 px": best_rate(lambda: nhpatches.describe(patches, batch_size=args.batch),
-                                                         args.batch, args.repeats),
-        f"describe() {pipeline.name}, 65 px": best_rate(lambda: nhpatches.describe(native, batch_size=args.batch),
-                                                         args.batch, args.repeats),
+        f"describe() {pipeline.name}, 32 px": best_rate(
+            lambda: nhpatches.describe(patches, batch_size=args.batch), args.batch, args.repeats
+        ),
+        f"describe() {pipeline.name}, 65 px": best_rate(
+            lambda: nhpatches.describe(native, batch_size=args.batch), args.batch, args.repeats
+        ),
         f"networks alone ({' + '.join(n.name for n in nets)})": best_rate(networks_alone, args.batch, args.repeats),
-        "describe(pipeline='sift'), 32 px": best_rate(lambda: nhpatches.describe(patches, pipeline="sift"),
-                                                      args.batch, args.repeats),
-        "describe(pipeline='sift'), 65 px": best_rate(lambda: nhpatches.describe(native, pipeline="sift"),
-                                                      args.batch, args.repeats),
-        "describe(pipeline='raw'), 32 px": best_rate(lambda: nhpatches.describe(patches, pipeline="raw"),
-                                                     args.batch, args.repeats),
+        "describe(pipeline='sift'), 32 px": best_rate(
+            lambda: nhpatches.describe(patches, pipeline="sift"), args.batch, args.repeats
+        ),
+        "describe(pipeline='sift'), 65 px": best_rate(
+            lambda: nhpatches.describe(native, pipeline="sift"), args.batch, args.repeats
+        ),
+        "describe(pipeline='raw'), 32 px": best_rate(
+            lambda: nhpatches.describe(patches, pipeline="raw"), args.batch, args.repeats
+        ),
     }
-    machine = f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, " \
-              f"Keras {keras.__version__} on {keras.backend.backend()}"
+    machine = (
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"Keras {keras.__version__} on {keras.backend.backend()}"
+    )
     print(f"batches of {args.batch} patches, best of {args.repeats}; {machine}")
     for name, rate in rows.items():
         print(f"  {name:<52} {rate:9.0f} patches/s")
     names = list(rows)
     overhead = rows[names[2]] / rows[names[0]] - 1
-    print(f"describe() costs {overhead:+.1%} over its networks alone (32 px input; target <= +10 %); "
-          f"describe() / SIFT at 32 px: {rows[names[0]] / rows[names[3]]:.2f}x")
+    print(
+        f"describe() costs {overhead:+.1%} over its networks alone (32 px input; target <= +10 %); "
+        f"describe() / SIFT at 32 px: {rows[names[0]] / rows[names[3]]:.2f}x"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "overhead": overhead, "machine": machine,
-                                         "batch": args.batch}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"rows": rows, "overhead": overhead, "machine": machine, "batch": args.batch}, indent=1) + "\n"
+        )
     return 0
 
 

@@ -78,13 +78,15 @@ def loop_verification(descriptors: Mapping[str, np.ndarray], tasks: TaskSet) -> 
         image = ["ref"] + [f"{noise}{k}" for k in range(1, 6)]
         lists = {}
         for kind, rows in tasks.verification.items():
-            lists[kind] = np.array([
-                np.linalg.norm(
-                    descriptors[names[s1]][IMAGE_TYPES.index(image[t1]), i1].astype(np.float64)
-                    - descriptors[names[s2]][IMAGE_TYPES.index(image[t2]), i2]
-                )
-                for s1, t1, i1, s2, t2, i2 in rows
-            ])
+            lists[kind] = np.array(
+                [
+                    np.linalg.norm(
+                        descriptors[names[s1]][IMAGE_TYPES.index(image[t1]), i1].astype(np.float64)
+                        - descriptors[names[s2]][IMAGE_TYPES.index(image[t2]), i2]
+                    )
+                    for s1, t1, i1, s2, t2, i2 in rows
+                ]
+            )
         used = int(len(lists["pos"]) * 0.2)
         result[noise] = {}
         for kind in ("inter", "intra"):
@@ -122,7 +124,10 @@ def loop_retrieval(descriptors: Mapping[str, np.ndarray], tasks: TaskSet) -> np.
         kept = matrix[q][tasks.distractors[:, 0] != s]
         for a, noise in enumerate(NOISE_LEVELS):
             positives = [
-                cdist(queries[q : q + 1], descriptors[names[s]][IMAGE_TYPES.index(f"{noise}{k}"), i : i + 1].astype(np.float64))[0, 0]
+                cdist(
+                    queries[q : q + 1],
+                    descriptors[names[s]][IMAGE_TYPES.index(f"{noise}{k}"), i : i + 1].astype(np.float64),
+                )[0, 0]
                 for k in range(1, 6)
             ]
             distances = np.concatenate([positives, kept])
@@ -139,7 +144,7 @@ def subsample(tasks: TaskSet, pairs: int, queries: int) -> TaskSet:
     return dataclasses.replace(tasks, verification=lists, queries=tasks.queries[:queries])
 
 
-def timed(function, *args) -> tuple[object, float]:  # noqa: ANN001 - any callable
+def timed(function, *args) -> tuple[object, float]:
     """Result and wall seconds of one call."""
     start = time.perf_counter()
     result = function(*args)
@@ -153,7 +158,9 @@ def max_difference(fast: Mapping, loop: Mapping) -> float:
     return float(np.max(np.abs(np.asarray(fast, dtype=float) - np.asarray(loop, dtype=float))))
 
 
-def compare_loops(descriptors: Mapping[str, np.ndarray], tasks: TaskSet, scale: float) -> dict[str, tuple[float, float, float]]:
+def compare_loops(
+    descriptors: Mapping[str, np.ndarray], tasks: TaskSet, scale: float
+) -> dict[str, tuple[float, float, float]]:
     """Per task: (loop seconds on subsample, extrapolated loop seconds, max |fast - loop|)."""
     pairs = min(int(LOOP_PAIRS * max(scale, 0.05)), len(tasks.verification["pos"]))
     small = subsample(tasks, pairs, min(LOOP_QUERIES, len(tasks.queries)))
@@ -167,7 +174,9 @@ def compare_loops(descriptors: Mapping[str, np.ndarray], tasks: TaskSet, scale: 
     out["matching"] = (seconds, seconds * len(tasks.sequences) / len(names), max_difference(fast, loop))
     loop, seconds = timed(loop_retrieval, descriptors, small)
     fast = evaluate_retrieval(descriptors, small)["ap_per_noise_pool"]
-    loop_table = {n: {str(k): loop[:, a, p].mean() for p, k in enumerate(POOL_SIZES)} for a, n in enumerate(NOISE_LEVELS)}
+    loop_table = {
+        n: {str(k): loop[:, a, p].mean() for p, k in enumerate(POOL_SIZES)} for a, n in enumerate(NOISE_LEVELS)
+    }
     out["retrieval"] = (seconds, seconds * len(tasks.queries) / len(small.queries), max_difference(fast, loop_table))
     return out
 
@@ -181,23 +190,35 @@ def main() -> None:
     descriptors = make_descriptors(40, max(20, round(1500 * args.scale)), 128, args.seed)
     sizes = {name: array.shape[1] for name, array in descriptors.items()}
     tasks = generate_tasks(
-        sizes, "bench", seed=42, num_pairs=round(1_000_000 * args.scale),
-        num_queries=round(10_000 * args.scale), num_distractors=round(20_000 * args.scale),
+        sizes,
+        "bench",
+        seed=42,
+        num_pairs=round(1_000_000 * args.scale),
+        num_queries=round(10_000 * args.scale),
+        num_distractors=round(20_000 * args.scale),
     )
-    print(f"scale {args.scale}: {len(sizes)} sequences, {sum(sizes.values())} points x 16 images, D=128; "
-          f"pairs {tasks.provenance['counts']}")
+    print(
+        f"scale {args.scale}: {len(sizes)} sequences, {sum(sizes.values())} points x 16 images, D=128; "
+        f"pairs {tasks.provenance['counts']}"
+    )
     results = evaluate(descriptors, tasks, progress=False)
     total = sum(results["timings_s"].values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     loops = compare_loops(descriptors, tasks, args.scale)
-    print(f"{'task':<13}{'fast s':>9}{'mAP':>9}{'loop s (subsample)':>20}{'loop s (extrapolated)':>23}{'ratio':>8}{'max |diff|':>12}")
+    print(
+        f"{'task':<13}{'fast s':>9}{'mAP':>9}{'loop s (subsample)':>20}{'loop s (extrapolated)':>23}{'ratio':>8}{'max |diff|':>12}"
+    )
     for task, seconds in results["timings_s"].items():
         sub, full, diff = loops[task]
-        print(f"{task:<13}{seconds:>9.2f}{results[task]['mAP']:>9.4f}{sub:>20.2f}{full:>23.1f}{full / seconds:>7.0f}x{diff:>12.1e}")
+        print(
+            f"{task:<13}{seconds:>9.2f}{results[task]['mAP']:>9.4f}{sub:>20.2f}{full:>23.1f}{full / seconds:>7.0f}x{diff:>12.1e}"
+        )
     loop_total = sum(v[1] for v in loops.values())
     print(f"{'all three':<13}{total:>9.2f}{'':>9}{'':>20}{loop_total:>23.1f}{loop_total / total:>7.0f}x")
-    print(f"peak RSS after the fast evaluation: {peak_mb:.0f} MB "
-          f"(descriptors alone {sum(a.nbytes for a in descriptors.values()) / 2**20:.0f} MB)")
+    print(
+        f"peak RSS after the fast evaluation: {peak_mb:.0f} MB "
+        f"(descriptors alone {sum(a.nbytes for a in descriptors.values()) / 2**20:.0f} MB)"
+    )
     print("loop times are measured on a subsample and extrapolated linearly to full scale")
 
 

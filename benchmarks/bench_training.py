@@ -40,9 +40,9 @@ from nhpatches.core.backend import quiet_tensorflow  # isort: skip
 
 quiet_tensorflow()  # before Keras loads TensorFlow: no C++ start-up lines
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
+import keras
+import numpy as np
+from keras import ops
 
 from nhpatches import evaluation
 from nhpatches.core import config
@@ -142,6 +142,7 @@ def time_pipeline(batches, epochs: int) -> float:
 
 def reference_generate_triplets(labels: np.ndarray, num_triplets: int, batch_size: int) -> np.ndarray:
     """The coursework's read_data.generate_triplets, as written (Python loop, np.random), tqdm left out."""
+
     def create_indices(_labels):
         inds = dict()
         for idx, ind in enumerate(_labels):
@@ -149,6 +150,7 @@ def reference_generate_triplets(labels: np.ndarray, num_triplets: int, batch_siz
                 inds[ind] = []
             inds[ind].append(idx)
         return inds
+
     triplets = []
     indices = create_indices(np.asarray(labels))
     n_classes = np.unique(np.asarray(labels)).shape[0]
@@ -252,8 +254,14 @@ def time_evaluation(profile: config.Profile, num_sequences: int = 14, seed: int 
     rng = np.random.default_rng(seed)
     points = profile.test_patches or 1500
     sizes = {f"{'iv'[i % 2]}_scene{i}": points for i in range(num_sequences)}
-    taskset = tasks.generate_tasks(sizes, "a", seed, profile.num_pairs,
-                                   min(profile.num_queries, num_sequences * points // 3), profile.num_distractors)
+    taskset = tasks.generate_tasks(
+        sizes,
+        "a",
+        seed,
+        profile.num_pairs,
+        min(profile.num_queries, num_sequences * points // 3),
+        profile.num_distractors,
+    )
     descriptors = {}
     for name, count in sizes.items():
         base = rng.standard_normal((1, count, 128)).astype(np.float32)
@@ -272,15 +280,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up epoch)")
-    parser.add_argument("--profile", default="cpu", help="batch sizes, sampler, precision and jit come from this profile")
+    parser.add_argument(
+        "--profile", default="cpu", help="batch sizes, sampler, precision and jit come from this profile"
+    )
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batch", type=int, default=None, help="batch size for every model (default: the profile's)")
     parser.add_argument("--sampler", choices=("host", "device"), default=None, help="override the profile's sampler")
     parser.add_argument("--precision", choices=("float32", "bf16"), default=None, help="override the profile's")
     parser.add_argument("--jit", choices=("true", "false", "auto"), default=None, help="override the profile's")
     parser.add_argument("--points", type=int, default=2048, help="3-D points in the synthetic bank")
-    parser.add_argument("--reference", action="store_true",
-                        help="also time the coursework's descriptor training loop (baseline model, same batch)")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the coursework's descriptor training loop (baseline model, same batch)",
+    )
     parser.add_argument("--no-evaluation", action="store_true", help="skip the evaluation timing")
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
@@ -295,12 +308,21 @@ def main() -> None:
     bank = synthetic_bank(args.points)
     sampler_kind = "device" if profile.device_sampling else "host"
     precision = profile.mixed_precision or "float32"
-    print(f"backend {keras.backend.backend()}, profile {profile.name}, sampler {sampler_kind}, precision {precision}, "
-          f"jit {profile.jit_compile}, {args.steps} steps x {args.epochs} epochs")
+    print(
+        f"backend {keras.backend.backend()}, profile {profile.name}, sampler {sampler_kind}, precision {precision}, "
+        f"jit {profile.jit_compile}, {args.steps} steps x {args.epochs} epochs"
+    )
     print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'sampler patches/s':>19}{'ratio':>9}")
     rows = []
-    result = {"backend": keras.backend.backend(), "profile": dataclasses.asdict(profile), "sampler": sampler_kind,
-              "precision": precision, "steps": args.steps, "epochs": args.epochs, "models": rows}
+    result = {
+        "backend": keras.backend.backend(),
+        "profile": dataclasses.asdict(profile),
+        "sampler": sampler_kind,
+        "precision": precision,
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "models": rows,
+    }
 
     def write(result: dict) -> None:
         if args.json:
@@ -316,26 +338,46 @@ def main() -> None:
         steps = args.epochs * len(batches)
         fed = steps * batches.batch_size * per_item
         if profile.device_sampling:
-            sampler_rate = time_device_sampler(model, batches, per_item, args.epochs,
-                                               resolve_jit_compile(profile.jit_compile))
+            sampler_rate = time_device_sampler(
+                model, batches, per_item, args.epochs, resolve_jit_compile(profile.jit_compile)
+            )
         else:
             sampler_rate = fed / time_pipeline(batches, args.epochs)
         rate = fed / seconds
-        rows.append({"model": name, "batch": batches.batch_size, "patches_per_s": rate,
-                     "step_ms": 1000 * seconds / steps, "sampler_patches_per_s": sampler_rate,
-                     "sampler_ratio": sampler_rate / rate})
-        print(f"{name:<10}{batches.batch_size:>7}{rate:>12.0f}{1000 * seconds / steps:>10.1f}"
-              f"{sampler_rate:>19.0f}{sampler_rate / rate:>8.0f}x", flush=True)
+        rows.append(
+            {
+                "model": name,
+                "batch": batches.batch_size,
+                "patches_per_s": rate,
+                "step_ms": 1000 * seconds / steps,
+                "sampler_patches_per_s": sampler_rate,
+                "sampler_ratio": sampler_rate / rate,
+            }
+        )
+        print(
+            f"{name:<10}{batches.batch_size:>7}{rate:>12.0f}{1000 * seconds / steps:>10.1f}"
+            f"{sampler_rate:>19.0f}{sampler_rate / rate:>8.0f}x",
+            flush=True,
+        )
         write(result)  # after every model, so a run stopped by a time limit keeps what it measured
     if profile.name == "gpu":
         result["targets"] = {}
         for row in rows:
-            target = GPU_TARGETS["unet"] if row["model"] == "unet" else (
-                GPU_TARGETS["descriptor"] if row["model"] in ("baseline", "updated", "deep", "hard", "hardnet") else None)
+            target = (
+                GPU_TARGETS["unet"]
+                if row["model"] == "unet"
+                else (
+                    GPU_TARGETS["descriptor"]
+                    if row["model"] in ("baseline", "updated", "deep", "hard", "hardnet")
+                    else None
+                )
+            )
             if target:
                 result["targets"][row["model"]] = {"target": target, "met": row["patches_per_s"] >= target}
-                print(f"target {row['model']}: {row['patches_per_s']:.0f} patches/s vs {target} "
-                      f"({'met' if row['patches_per_s'] >= target else 'NOT met'})")
+                print(
+                    f"target {row['model']}: {row['patches_per_s']:.0f} patches/s vs {target} "
+                    f"({'met' if row['patches_per_s'] >= target else 'NOT met'})"
+                )
     if args.reference:
         batch = args.batch or profile.batch_size
         reference = time_reference(bank, args.steps, args.epochs, batch)

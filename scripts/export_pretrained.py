@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     start = time.perf_counter()
-    study = Study.open(profile=args.profile, data_dir=args.data_dir, seed=args.seed, split=args.split,
-                       epochs=args.epochs)
+    study = Study.open(
+        profile=args.profile, data_dir=args.data_dir, seed=args.seed, split=args.split, epochs=args.epochs
+    )
     denoiser = None if args.denoiser == "none" else study.denoiser(args.denoiser)
     descriptor = study.descriptor(args.denoiser, args.descriptor)
     if denoiser is not None and study.descriptor_source(args.denoiser, args.descriptor) == "joint":
@@ -76,38 +77,57 @@ def main(argv: list[str] | None = None) -> int:
         "profile_settings": dataclasses.asdict(study.profile),
         "seed": args.seed,
         "epochs_override": args.epochs,
-        "training_data": {"layout": study.layout, "dataset": study.data_dir.name, "fingerprint": study.fingerprint,
-                          "split": args.split, "subset": "train",
-                          "train_sequences": len(study.train_sequences),
-                          "train_patches_per_sequence": study.profile.train_patches,
-                          "descriptor_source": descriptor.metrics.get("source")},
+        "training_data": {
+            "layout": study.layout,
+            "dataset": study.data_dir.name,
+            "fingerprint": study.fingerprint,
+            "split": args.split,
+            "subset": "train",
+            "train_sequences": len(study.train_sequences),
+            "train_patches_per_sequence": study.profile.train_patches,
+            "descriptor_source": descriptor.metrics.get("source"),
+        },
         "descriptor": {"run_key": descriptor.run.key, "metrics": descriptor.metrics},
     }
     if denoiser is not None:
         info["denoiser"] = {"run_key": denoiser.run.key, "metrics": denoiser.metrics}
     if not args.no_evaluate:
         results = study.evaluate(args.denoiser, args.descriptor)
-        info["evaluation"] = {"summary": results["summary"], "split": args.split, "subset": "test",
-                              "test_patches_per_sequence": study.profile.test_patches,
-                              "tasks": results.get("tasks", {}).get("source")}
+        info["evaluation"] = {
+            "summary": results["summary"],
+            "split": args.split,
+            "subset": "test",
+            "test_patches_per_sequence": study.profile.test_patches,
+            "tasks": results.get("tasks", {}).get("source"),
+        }
     manifest_path = pretrained.export_pipeline(
-        args.out, descriptor.model, specs.DESCRIPTORS[args.descriptor],
-        None if denoiser is None else denoiser.model, None if denoiser is None else specs.DENOISERS[args.denoiser],
-        info)
+        args.out,
+        descriptor.model,
+        specs.DESCRIPTORS[args.descriptor],
+        None if denoiser is None else denoiser.model,
+        None if denoiser is None else specs.DENOISERS[args.denoiser],
+        info,
+    )
     manifest = pretrained.read_manifest(manifest_path)
     manifest["export_check"] = pretrained.check_export(
-        manifest_path, check_patches(study), descriptor.model, None if denoiser is None else denoiser.model)
+        manifest_path, check_patches(study), descriptor.model, None if denoiser is None else denoiser.model
+    )
     manifest["export_check"]["input"] = "noisy test patches of the study (fixed seed 0)"
     pretrained.write_manifest(manifest_path, manifest)
     size = manifest["weights_bytes"]
-    print(f"exported {manifest['name']} ({args.profile} profile, {keras.backend.backend()}) to {args.out}: "
-          f"{manifest['weights_file']} {size / 1e6:.2f} MB sha256 {manifest['sha256']}; "
-          f"export check {manifest['export_check']}; {time.perf_counter() - start:.0f} s")
+    print(
+        f"exported {manifest['name']} ({args.profile} profile, {keras.backend.backend()}) to {args.out}: "
+        f"{manifest['weights_file']} {size / 1e6:.2f} MB sha256 {manifest['sha256']}; "
+        f"export check {manifest['export_check']}; {time.perf_counter() - start:.0f} s"
+    )
     if "evaluation" in info:
         print(f"HPatches mAPs of the pipeline: {info['evaluation']['summary']}")
     if size > MAX_BYTES:
-        print(f"error: {manifest_path.parent / manifest['weights_file']} is {size} bytes, over the "
-              f"{MAX_BYTES}-byte limit of shipped weights", file=sys.stderr)
+        print(
+            f"error: {manifest_path.parent / manifest['weights_file']} is {size} bytes, over the "
+            f"{MAX_BYTES}-byte limit of shipped weights",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

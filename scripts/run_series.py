@@ -34,10 +34,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--data-dir", default=None, help="hpatches-release or N-HPatches folder (default: embedded)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
-                        help="several seeds: every model once per seed, tables as mean ± std (e.g. --seeds 0 1 2)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="train every model for this many epochs (default: the profile's counts)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="several seeds: every model once per seed, tables as mean ± std (e.g. --seeds 0 1 2)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="train every model for this many epochs (default: the profile's counts)",
+    )
     parser.add_argument("--split", default="a")
     parser.add_argument("--force-retrain", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 00 07")
@@ -49,9 +59,11 @@ def failure_summary(notebook: Path, executed: Path, error: PapermillExecutionErr
     """A few lines on a failed notebook: which one, which cell, and the library's own message."""
     source = [line for line in str(error.source).strip().splitlines() if line.strip()]
     shown = "\n".join(f"    {line}" for line in source[:3]) + ("\n    ..." if len(source) > 3 else "")
-    return (f"\n{notebook.name} failed in cell {error.exec_count} (code cell index {error.cell_index}):\n{shown}\n"
-            f"{error.ename}: {error.evalue}\n"
-            f"(full traceback in {executed})")
+    return (
+        f"\n{notebook.name} failed in cell {error.exec_count} (code cell index {error.cell_index}):\n{shown}\n"
+        f"{error.ename}: {error.evalue}\n"
+        f"(full traceback in {executed})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,20 +76,35 @@ def main(argv: list[str] | None = None) -> int:
     if not notebooks:
         print(f"no notebooks selected under {ROOT / 'notebooks'}", file=sys.stderr)
         return 2
-    tag = args.profile if not args.seeds or len(args.seeds) == 1 else \
-        f"{args.profile}_seeds_" + "_".join(str(s) for s in args.seeds)
+    tag = (
+        args.profile
+        if not args.seeds or len(args.seeds) == 1
+        else f"{args.profile}_seeds_" + "_".join(str(s) for s in args.seeds)
+    )
     output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / tag
     output_dir.mkdir(parents=True, exist_ok=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None  # kernels run in notebooks/
-    parameters = {"profile": args.profile, "data_dir": data_dir, "seed": args.seed, "split": args.split,
-                  "force_retrain": args.force_retrain, "epochs": args.epochs, "seeds": args.seeds}
+    parameters = {
+        "profile": args.profile,
+        "data_dir": data_dir,
+        "seed": args.seed,
+        "split": args.split,
+        "force_retrain": args.force_retrain,
+        "epochs": args.epochs,
+        "seeds": args.seeds,
+    }
     total = time.perf_counter()
     for notebook in notebooks:
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(str(notebook), str(output_dir / notebook.name), parameters=parameters,
-                                       cwd=str(ROOT / "notebooks"), progress_bar=False,
-                                       extra_arguments=KERNEL_ARGUMENTS)
+            papermill.execute_notebook(
+                str(notebook),
+                str(output_dir / notebook.name),
+                parameters=parameters,
+                cwd=str(ROOT / "notebooks"),
+                progress_bar=False,
+                extra_arguments=KERNEL_ARGUMENTS,
+            )
         except PapermillExecutionError as error:
             print(failure_summary(notebook, output_dir / notebook.name, error), file=sys.stderr)
             return 1

@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     from nhpatches.pretrained import recipe as release
 
     args = parse_args(argv)
-    overrides = {key: value for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch),
-                                               ("seed", args.seed)) if value is not None}
+    overrides = {
+        key: value
+        for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch), ("seed", args.seed))
+        if value is not None
+    }
     recipe = release.recipe_for(args.profile, **overrides)
     try:
         state = release.train_release(args.out, recipe, print_fn=lambda line: print(line, flush=True))
@@ -48,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if not state["finished"]:
         return 1
     manifest = release.export_release(args.export or args.out / "export", args.out, recipe)
-    print(f"exported the best epoch ({state['best_epoch']}, validation score {state['best_score']:.4f}) "
-          f"to {manifest.parent}")
+    print(
+        f"exported the best epoch ({state['best_epoch']}, validation score {state['best_score']:.4f}) "
+        f"to {manifest.parent}"
+    )
     return 0
 
 

@@ -15,8 +15,17 @@ from nhpatches.study import Study, findings, report
 from nhpatches.train import training
 from nhpatches.train.batches import JointBatches, bank_from_sequences
 
-FAST = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_dncnn=1, dncnn_keep_epoch=None,
-            epochs_descriptor=1, epochs_retrain=1, descriptor_steps_per_epoch=1, descriptor_validation_steps=1)
+FAST = dict(
+    steps_per_epoch=1,
+    validation_steps=1,
+    epochs_unet=1,
+    epochs_dncnn=1,
+    dncnn_keep_epoch=None,
+    epochs_descriptor=1,
+    epochs_retrain=1,
+    descriptor_steps_per_epoch=1,
+    descriptor_validation_steps=1,
+)
 
 
 @pytest.fixture
@@ -28,6 +37,7 @@ def isolated(tmp_path, monkeypatch):
 
 
 # ----- the noise sweep ---------------------------------------------------------------------------
+
 
 def test_sweep_noise_known_answer() -> None:
     """noisy = clip(floor(clean + σ z + 0.5)) with z of default_rng([seed, image]); σ = 0 gives the clean."""
@@ -61,6 +71,7 @@ def test_sweep_noise_std_and_bad_input() -> None:
 
 
 # ----- joint denoise-and-describe ----------------------------------------------------------------
+
 
 def _joint_spec(weight: float) -> specs.DescriptorSpec:
     return dataclasses.replace(specs.DESCRIPTORS["hardnet_joint"], joint_weight=weight)
@@ -129,8 +140,9 @@ def test_joint_and_ablation_pipelines(isolated) -> None:
     assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights()))
     noisy = next(iter(study.test_sequences.values())).noisy
     name = next(iter(study.test_sequences))
-    assert not np.array_equal(study.test_patches("unet_adam", "hardnet_joint")[name],
-                              study.test_patches("unet_adam")[name])
+    assert not np.array_equal(
+        study.test_patches("unet_adam", "hardnet_joint")[name], study.test_patches("unet_adam")[name]
+    )
     assert study.test_patches("unet_adam")[name].shape == noisy.shape
     # λ is part of the key; the two-stage control keeps the denoiser
     other = Study.open("smoke", joint_lambda=0.0, **FAST)
@@ -153,9 +165,19 @@ def test_noise_sweep_rows_and_cache(isolated) -> None:
 
 # ----- seeds -------------------------------------------------------------------------------------
 
+
 def _table(values: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"denoiser": ["a", "b"], "descriptor": ["x", "y"], "verification": values,
-                         "matching": values, "retrieval": values, "mean": values, "task_files": "t"})
+    return pd.DataFrame(
+        {
+            "denoiser": ["a", "b"],
+            "descriptor": ["x", "y"],
+            "verification": values,
+            "matching": values,
+            "retrieval": values,
+            "mean": values,
+            "task_files": "t",
+        }
+    )
 
 
 def test_seed_summary_mean_and_std() -> None:
@@ -191,8 +213,16 @@ def test_seeds_are_checked_and_make_one_study_each(isolated) -> None:
 
 def test_descriptor_loss_part_of_a_joint_history() -> None:
     """A joint history's descriptor-loss columns replace its total loss; other histories pass through."""
-    joint = pd.DataFrame({"epoch": [1, 2], "loss": [5.0, 4.0], "descriptors_loss": [0.9, 0.8],
-                          "denoised_loss": [400.0, 320.0], "val_loss": [6.0, 5.0], "val_descriptors_loss": [1.0, 0.9]})
+    joint = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [5.0, 4.0],
+            "descriptors_loss": [0.9, 0.8],
+            "denoised_loss": [400.0, 320.0],
+            "val_loss": [6.0, 5.0],
+            "val_descriptors_loss": [1.0, 0.9],
+        }
+    )
     part = report.descriptor_loss_part(joint)
     assert part["loss"].tolist() == [0.9, 0.8] and part["val_loss"].tolist() == [1.0, 0.9]
     plain = pd.DataFrame({"epoch": [1], "loss": [0.7]})

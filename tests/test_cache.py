@@ -27,10 +27,9 @@ def test_run_key_ignores_key_order_but_not_values() -> None:
 def test_atomic_path_leaves_nothing_on_failure(tmp_path) -> None:
     """An exception inside the block leaves neither the target nor a temp file."""
     target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 

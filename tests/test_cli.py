@@ -49,7 +49,8 @@ def test_main_prints_table_and_writes_json(tmp_path: Path, capsys: pytest.Captur
         assert set(results[task]["ap_per_prefix"]) == {"i_", "v_"}
         assert results["timings_s"][task] >= 0
     assert results["retrieval"]["ap_per_noise_pool"]["t"]["100"] == pytest.approx(
-        EXPECTED["retrieval"]["ap_per_noise_pool"]["t"]["100"], abs=1e-6)
+        EXPECTED["retrieval"]["ap_per_noise_pool"]["t"]["100"], abs=1e-6
+    )
     assert results["tasks"]["counts"]["distractors"] == 180 and results["tasks"]["split"] == "fixture"
 
 
@@ -71,7 +72,10 @@ def test_semicolon_csv_npy_and_extra_folders(tmp_path: Path) -> None:
 
 def test_l1_distance_runs(tmp_path: Path) -> None:
     """--distance L1 evaluates and records the distance."""
-    assert run_main(FIXTURE / "descriptors", FIXTURE / "tasks", "--distance", "L1", "--json", str(tmp_path / "r.json")) == 0
+    assert (
+        run_main(FIXTURE / "descriptors", FIXTURE / "tasks", "--distance", "L1", "--json", str(tmp_path / "r.json"))
+        == 0
+    )
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["distance"] == "L1" and 0 < results["summary"]["mean_mAP"] < 1
 
@@ -81,8 +85,20 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
     script = shutil.which("hpatches-eval") or str(Path(sys.executable).parent / "hpatches-eval")
     out = tmp_path / "r.json"
     done = subprocess.run(
-        [script, str(FIXTURE / "descriptors"), "--tasks", str(FIXTURE / "tasks"), "--split", "fixture", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            script,
+            str(FIXTURE / "descriptors"),
+            "--tasks",
+            str(FIXTURE / "tasks"),
+            "--split",
+            "fixture",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
@@ -98,7 +114,7 @@ def drop_row(path: Path) -> None:
 def set_value(path: Path, text: str) -> None:
     """Replace the first value of a descriptor CSV."""
     lines = path.read_text().splitlines()
-    lines[0] = text + lines[0][lines[0].index(","):]
+    lines[0] = text + lines[0][lines[0].index(",") :]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -118,26 +134,40 @@ BAD_INPUTS = {
     "row count": (lambda d, t: drop_row(d / "i_fog" / "h3.csv"), "i_fog/h3.csv", "expected 42"),
     "missing sequence": (lambda d, t: shutil.rmtree(d / "v_bees"), "v_bees", "not found"),
     "missing image": (lambda d, t: (d / "i_bologna" / "t5.csv").unlink(), "t5.csv", "not found"),
-    "unknown sequence": (lambda d, t: replace_task_line(t / "verif_neg_intra_split-fixture.csv", 4, "i_mars,0,1,i_mars,1,2"),
-                         "verif_neg_intra_split-fixture.csv", "i_mars"),
-    "index range": (lambda d, t: replace_task_line(t / "retr_distractors_split-fixture.csv", 7, "i_fog,42"),
-                    "retr_distractors_split-fixture.csv", "0..41"),
-    "image id": (lambda d, t: replace_task_line(t / "verif_pos_split-fixture.csv", 9, "i_fog,0,1,i_fog,6,1"),
-                 "verif_pos_split-fixture.csv", "image id 6"),
+    "unknown sequence": (
+        lambda d, t: replace_task_line(t / "verif_neg_intra_split-fixture.csv", 4, "i_mars,0,1,i_mars,1,2"),
+        "verif_neg_intra_split-fixture.csv",
+        "i_mars",
+    ),
+    "index range": (
+        lambda d, t: replace_task_line(t / "retr_distractors_split-fixture.csv", 7, "i_fog,42"),
+        "retr_distractors_split-fixture.csv",
+        "0..41",
+    ),
+    "image id": (
+        lambda d, t: replace_task_line(t / "verif_pos_split-fixture.csv", 9, "i_fog,0,1,i_fog,6,1"),
+        "verif_pos_split-fixture.csv",
+        "image id 6",
+    ),
     "nan": (lambda d, t: set_value(d / "v_strand" / "e2.csv", "nan"), "e2.csv", "NaN"),
     "infinite": (lambda d, t: set_value(d / "v_strand" / "ref.csv", "inf"), "ref.csv", "infinite"),
     "dimension": (lambda d, t: [drop_column(p) for p in (d / "v_abstract").glob("*.csv")], "v_abstract", "dimension"),
     "dimension in one file": (lambda d, t: drop_column(d / "i_fog" / "e4.csv"), "i_fog/e4.csv", "columns"),
     "malformed csv": (lambda d, t: set_value(d / "i_fog" / "ref.csv", "abc"), "ref.csv", "malformed"),
     "empty file": (lambda d, t: (d / "i_fog" / "e1.csv").write_text(""), "e1.csv", "empty"),
-    "task header": (lambda d, t: replace_task_line(t / "retr_queries_split-fixture.csv", 0, "seq,index"),
-                    "retr_queries_split-fixture.csv", "header"),
+    "task header": (
+        lambda d, t: replace_task_line(t / "retr_queries_split-fixture.csv", 0, "seq,index"),
+        "retr_queries_split-fixture.csv",
+        "header",
+    ),
     "empty folder": (lambda d, t: [shutil.rmtree(p) for p in list(d.iterdir())], "descr", "empty"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_exits_2_with_one_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+def test_bad_input_exits_2_with_one_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
     """Each kind of bad input: exit code 2, one stderr line naming the file and the expectation."""
     descr, tasks = copy_fixture(tmp_path)
     damage, name, expectation = BAD_INPUTS[case]

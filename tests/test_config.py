@@ -33,8 +33,9 @@ def test_get_profile_overrides_and_errors() -> None:
 
 def test_profiles_grow_from_smoke_to_gpu() -> None:
     """The gpu profile trains more than cpu, which trains more than smoke."""
-    work = {name: p.descriptor_steps_per_epoch * p.epochs_descriptor * p.batch_size
-            for name, p in config.PROFILES.items()}
+    work = {
+        name: p.descriptor_steps_per_epoch * p.epochs_descriptor * p.batch_size for name, p in config.PROFILES.items()
+    }
     assert work["smoke"] < work["cpu"] < work["gpu"]
 
 

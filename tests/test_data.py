@@ -44,8 +44,10 @@ def nhpatches_dir(tmp_path: Path) -> Path:
     names = ["i_alpha", "v_beta", "v_gamma"]
     for seed, name in enumerate(names):
         write_sequence(tmp_path / name, random_patches(3, seed=seed), random_patches(3, seed=seed + 10))
-    splits = {"a": {"name": "a", "test": ["v_gamma", "i_alpha"], "train": ["v_beta"]},
-              "full": {"name": "full", "test": names}}
+    splits = {
+        "a": {"name": "a", "test": ["v_gamma", "i_alpha"], "train": ["v_beta"]},
+        "full": {"name": "full", "test": names},
+    }
     (tmp_path / "splits.json").write_text(json.dumps(splits))
     return tmp_path
 
@@ -58,7 +60,7 @@ def test_genuine_release_strip_reads_as_1123_patches_of_65_px() -> None:
         assert image.size == (65, 72995)
     patches = data.read_strip(REAL_REF)
     assert patches.shape == (1123, 65, 65) and patches.dtype == np.uint8
-    assert np.array_equal(patches[7], np.asarray(Image.open(REAL_REF))[7 * 65:8 * 65])
+    assert np.array_equal(patches[7], np.asarray(Image.open(REAL_REF))[7 * 65 : 8 * 65])
 
 
 def test_release_sequence_is_resized_to_32_and_gets_synthetic_noise() -> None:
@@ -171,8 +173,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(("how", "error", "rule"), BROKEN, ids=[case[0] for case in BROKEN])
-def test_each_validation_rule_names_path_rule_and_layout(nhpatches_dir: Path, how: str,
-                                                         error: type[Exception], rule: str) -> None:
+def test_each_validation_rule_names_path_rule_and_layout(
+    nhpatches_dir: Path, how: str, error: type[Exception], rule: str
+) -> None:
     _break(nhpatches_dir / "i_alpha", how)
     with pytest.raises(error) as info:
         data.load_dataset(nhpatches_dir, split="a")

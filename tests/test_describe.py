@@ -80,7 +80,7 @@ def test_sift_grid_covers_the_whole_patch(size: int) -> None:
     assert classical.sift_keypoint_size(size) == pytest.approx(size / 6)
     for row, col, cell in ((2, 2, (0, 0)), (2, size - 3, (0, 3)), (size - 3, 2, (3, 0)), (size - 3, size - 3, (3, 3))):
         patch = np.full((1, size, size), 100, np.uint8)
-        patch[0, row - 1:row + 2, col - 1:col + 2] = 200
+        patch[0, row - 1 : row + 2, col - 1 : col + 2] = 200
         energy = classical.describe_sift(patch).reshape(4, 4, 8).sum(-1)
         assert np.unravel_index(energy.argmax(), energy.shape) == cell, energy.round(2)
 
@@ -136,15 +136,18 @@ def test_describe_classical_pipelines_and_sizes(wormhole: np.ndarray) -> None:
     np.testing.assert_array_equal(raw, classical.describe_raw(data.resize_patches(native, 32)))
 
 
-@pytest.mark.parametrize("patches, pipeline, error, message", [
-    (np.zeros((3, 32, 32), np.float32), "default", TypeError, "expected uint8"),
-    (np.zeros((3, 32, 32), np.float32), "sift", TypeError, "expected uint8"),
-    (np.zeros((3, 48, 48), np.uint8), "default", ValueError, r"\(N, 32, 32\).*\(N, 65, 65\).*got \(3, 48, 48\)"),
-    (np.zeros((3, 48, 48), np.uint8), "raw", ValueError, r"\(N, 32, 32\)"),
-    (np.zeros((32, 32), np.uint8), "default", ValueError, r"\(N, P, P\)"),
-    (np.zeros((3, 32, 32, 1), np.uint8), "sift", ValueError, r"\(N, P, P\)"),
-    (np.zeros((3, 32, 32), np.uint8), "orb", ValueError, r"unknown pipeline 'orb'.*sift"),
-])
+@pytest.mark.parametrize(
+    "patches, pipeline, error, message",
+    [
+        (np.zeros((3, 32, 32), np.float32), "default", TypeError, "expected uint8"),
+        (np.zeros((3, 32, 32), np.float32), "sift", TypeError, "expected uint8"),
+        (np.zeros((3, 48, 48), np.uint8), "default", ValueError, r"\(N, 32, 32\).*\(N, 65, 65\).*got \(3, 48, 48\)"),
+        (np.zeros((3, 48, 48), np.uint8), "raw", ValueError, r"\(N, 32, 32\)"),
+        (np.zeros((32, 32), np.uint8), "default", ValueError, r"\(N, P, P\)"),
+        (np.zeros((3, 32, 32, 1), np.uint8), "sift", ValueError, r"\(N, P, P\)"),
+        (np.zeros((3, 32, 32), np.uint8), "orb", ValueError, r"unknown pipeline 'orb'.*sift"),
+    ],
+)
 def test_describe_rejects_bad_input(patches: np.ndarray, pipeline: str, error: type, message: str) -> None:
     """Wrong dtype, shape or pipeline name: an error naming what was expected."""
     with pytest.raises(error, match=message):
@@ -153,9 +156,11 @@ def test_describe_rejects_bad_input(patches: np.ndarray, pipeline: str, error: t
 
 def test_lazy_import_keeps_keras_out() -> None:
     """`import nhpatches` (and `nhpatches.describe` with a classical pipeline) does not import Keras."""
-    code = ("import sys, numpy as np, nhpatches; assert 'keras' not in sys.modules; "
-            "nhpatches.describe(np.zeros((1, 32, 32), np.uint8), pipeline='raw'); "
-            "assert 'keras' not in sys.modules; print('ok')")
+    code = (
+        "import sys, numpy as np, nhpatches; assert 'keras' not in sys.modules; "
+        "nhpatches.describe(np.zeros((1, 32, 32), np.uint8), pipeline='raw'); "
+        "assert 'keras' not in sys.modules; print('ok')"
+    )
     env = {**__import__("os").environ, "KERAS_BACKEND": "jax"}  # no TensorFlow start-up either
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
@@ -224,7 +229,10 @@ def test_export_without_denoiser_and_non_normalised_descriptor(tmp_path: Path) -
     descriptor = specs.build_descriptor_network(spec)
     pretrained.export_pipeline(tmp_path, descriptor, spec)
     pretrained.export_pipeline(tmp_path / "again", descriptor, spec)
-    shas = [json.loads((folder / pretrained.MANIFEST_NAME).read_text())["sha256"] for folder in (tmp_path, tmp_path / "again")]
+    shas = [
+        json.loads((folder / pretrained.MANIFEST_NAME).read_text())["sha256"]
+        for folder in (tmp_path, tmp_path / "again")
+    ]
     assert shas[0] == shas[1]  # same weights, same bytes: the export is reproducible
     patches = np.random.default_rng(0).integers(0, 256, (6, 32, 32), dtype=np.uint8)
     rows = pretrained.describe(patches, weights=tmp_path)
@@ -318,8 +326,9 @@ def run_describe(*args: str) -> int:
     return describe_main([str(arg) for arg in args])
 
 
-def test_describe_then_eval_on_nhpatches_layout(nhpatches_dataset: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_describe_then_eval_on_nhpatches_layout(
+    nhpatches_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """hpatches-describe writes the 16 noisy-patch CSVs per sequence; hpatches-eval reads them (with the
     hpatches_eval fixture's task files) and scores SIFT on these well-separated textures near 1."""
     out = tmp_path / "descr"
@@ -327,10 +336,15 @@ def test_describe_then_eval_on_nhpatches_layout(nhpatches_dataset: Path, tmp_pat
     assert "6 sequences (nhpatches layout, noisy patches" in capsys.readouterr().out
     assert sorted(path.name for path in (out / "i_fog").iterdir()) == sorted(f"{t}.csv" for t in IMAGE_TYPES)
     noisy_h3 = data.read_strip(nhpatches_dataset / "i_fog" / "h3_noise.png")
-    np.testing.assert_allclose(np.loadtxt(out / "i_fog" / "h3.csv", delimiter=","),
-                               classical.describe_sift(noisy_h3), atol=1e-7)
-    assert eval_main([str(out), "--tasks", str(EVAL_FIXTURE / "tasks"), "--split", "fixture",
-                      "--json", str(tmp_path / "r.json")]) == 0
+    np.testing.assert_allclose(
+        np.loadtxt(out / "i_fog" / "h3.csv", delimiter=","), classical.describe_sift(noisy_h3), atol=1e-7
+    )
+    assert (
+        eval_main(
+            [str(out), "--tasks", str(EVAL_FIXTURE / "tasks"), "--split", "fixture", "--json", str(tmp_path / "r.json")]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "r.json").read_text())
     # Rows must be patch-indexed and files in place: misaligned rows would score near chance.
     assert results["matching"]["mAP"] > 0.9 and results["verification"]["mAP"] > 0.8, results["summary"]
@@ -347,7 +361,9 @@ def test_describe_embedded_layout_and_clean_option(nhpatches_dataset: Path, tmp_
     assert noisy.shape == (41, 1024)
     np.testing.assert_array_equal(noisy, classical.describe_raw(data.read_strip(embedded / "v_bees" / "t5_noise.png")))
     clean = np.loadtxt(tmp_path / "clean" / "v_bees" / "t5.csv", delimiter=",")
-    np.testing.assert_allclose(clean, classical.describe_raw(data.read_strip(embedded / "v_bees" / "t5.png")), atol=1e-6)
+    np.testing.assert_allclose(
+        clean, classical.describe_raw(data.read_strip(embedded / "v_bees" / "t5.png")), atol=1e-6
+    )
 
 
 def test_describe_release_layout_native_and_learned(tmp_path: Path) -> None:
@@ -357,8 +373,9 @@ def test_describe_release_layout_native_and_learned(tmp_path: Path) -> None:
     assert run_describe(release, tmp_path / "sift", "--pipeline", "sift") == 0
     assert run_describe(release, tmp_path / "learned") == 0
     ref = data.read_strip(WORMHOLE / "ref.png")
-    np.testing.assert_allclose(np.loadtxt(tmp_path / "sift" / "v_wormhole" / "ref.csv", delimiter=","),
-                               classical.describe_sift(ref), atol=1e-7)
+    np.testing.assert_allclose(
+        np.loadtxt(tmp_path / "sift" / "v_wormhole" / "ref.csv", delimiter=","), classical.describe_sift(ref), atol=1e-7
+    )
     learned = np.loadtxt(tmp_path / "learned" / "v_wormhole" / "e4.csv", delimiter=",")
     assert learned.shape == (150, 128)
     np.testing.assert_allclose(learned, pretrained.describe(data.read_strip(WORMHOLE / "e4.png")), atol=1e-7)
@@ -378,13 +395,16 @@ def _drop_noisy(root: Path) -> None:
     (root / "i_bbb" / "h2_noise.png").unlink()
 
 
-@pytest.mark.parametrize("damage, args, expected", [
-    (None, ("--pipeline", "sift"), ("missing", "data directory not found")),
-    (_narrow_strips, ("--pipeline", "sift"), ("i_wide/ref.png", "32 or 65 px wide", "got 48 px")),
-    (_drop_noisy, ("--pipeline", "sift"), ("i_bbb", "h2_noise.png")),
-    (_drop_noisy, ("--pipeline", "orb"), ("unknown pipeline 'orb'", "sift")),
-    (_drop_noisy, ("--pipeline", "sift", "--weights", "x"), ("weights= applies to learned pipelines only",)),
-])
+@pytest.mark.parametrize(
+    "damage, args, expected",
+    [
+        (None, ("--pipeline", "sift"), ("missing", "data directory not found")),
+        (_narrow_strips, ("--pipeline", "sift"), ("i_wide/ref.png", "32 or 65 px wide", "got 48 px")),
+        (_drop_noisy, ("--pipeline", "sift"), ("i_bbb", "h2_noise.png")),
+        (_drop_noisy, ("--pipeline", "orb"), ("unknown pipeline 'orb'", "sift")),
+        (_drop_noisy, ("--pipeline", "sift", "--weights", "x"), ("weights= applies to learned pipelines only",)),
+    ],
+)
 def test_describe_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], damage, args, expected) -> None:
     """Bad data or options: exit 2 and a message naming the path and what was expected, no traceback."""
     root = tmp_path / "missing"
@@ -400,8 +420,20 @@ def test_describe_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_describe_cli_as_a_process(nhpatches_dataset: Path, tmp_path: Path) -> None:
     """`python -m nhpatches.cli.describe` runs with a quiet stderr (what the console script calls)."""
-    done = subprocess.run([sys.executable, "-m", "nhpatches.cli.describe", str(nhpatches_dataset),
-                           str(tmp_path / "out"), "--pipeline", "raw"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nhpatches.cli.describe",
+            str(nhpatches_dataset),
+            str(tmp_path / "out"),
+            "--pipeline",
+            "raw",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert (tmp_path / "out" / "v_strand" / "t5.csv").is_file()

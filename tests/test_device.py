@@ -63,8 +63,9 @@ def test_triplet_sampler_follows_triplet_batches_definition(flip):
     sampler = DeviceTripletSampler(bank.clean, 16, "triplet", flip, seed=3)
     for _ in range(3):
         plan = numpy_plan(sampler)
-        anchor, positive, negative = (ops.convert_to_numpy(x) for x in sampler.sample(
-            {k: ops.convert_to_tensor(v) for k, v in plan.items()}))
+        anchor, positive, negative = (
+            ops.convert_to_numpy(x) for x in sampler.sample({k: ops.convert_to_tensor(v) for k, v in plan.items()})
+        )
         assert anchor.shape == positive.shape == negative.shape == (16, SIZE, SIZE, 1)
         assert anchor.dtype == np.float32 and 0 <= anchor.min() and anchor.max() <= 255
         point = plan["point"]
@@ -144,12 +145,12 @@ def _fit_losses(mixed_precision: str | None, jit_compile: bool | str) -> tuple[l
     statistics, which validation uses, are still far from the batch statistics.
     """
     bank = make_bank()
-    spec = specs.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam",
-                                   learning_rate=1e-3)
+    spec = specs.DescriptorSpec("t", network="hardnet", distance="euclidean", optimizer="adam", learning_rate=1e-3)
     keras.utils.set_random_seed(0)
     with precision_policy(mixed_precision):
         descriptor, trainer = training.build_sampled_descriptor_trainer(
-            spec, bank.clean, 8, seed=0, jit_compile=resolve_jit_compile(jit_compile))
+            spec, bank.clean, 8, seed=0, jit_compile=resolve_jit_compile(jit_compile)
+        )
     history = trainer.fit(training.DeviceSteps(6, 8), epochs=3, verbose=0)
     return history.history["loss"], descriptor
 
@@ -169,9 +170,19 @@ def test_bf16_training_loss_is_finite_and_falls():
 
 
 def _device_profile(**overrides) -> config.Profile:
-    settings = dict(device_sampling=True, mixed_precision="bf16", jit_compile="auto", batch_size=8,
-                    descriptor_steps_per_epoch=3, descriptor_validation_steps=1, epochs_descriptor=2,
-                    steps_per_epoch=None, validation_steps=1, epochs_unet=2, denoiser_batch_size=32)
+    settings = dict(
+        device_sampling=True,
+        mixed_precision="bf16",
+        jit_compile="auto",
+        batch_size=8,
+        descriptor_steps_per_epoch=3,
+        descriptor_validation_steps=1,
+        epochs_descriptor=2,
+        steps_per_epoch=None,
+        validation_steps=1,
+        epochs_unet=2,
+        denoiser_batch_size=32,
+    )
     return config.get_profile("smoke", **{**settings, **overrides})
 
 
@@ -179,9 +190,16 @@ def test_train_descriptor_and_denoiser_with_device_sampling_save_plain_float32_m
     bank = make_bank()
     profile = _device_profile()
     run = RunDir(tmp_path, "descriptor", {"k": 1})
-    metrics = training.train_descriptor(specs.DESCRIPTORS["retrained"], bank, bank, profile, 0, run,
-                                        source="noisy", initial=specs.build_descriptor_network(
-                                            specs.DESCRIPTORS["baseline"]))
+    metrics = training.train_descriptor(
+        specs.DESCRIPTORS["retrained"],
+        bank,
+        bank,
+        profile,
+        0,
+        run,
+        source="noisy",
+        initial=specs.build_descriptor_network(specs.DESCRIPTORS["baseline"]),
+    )
     history = pd.read_csv(run.path / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "val_loss"] and len(history) == profile.epochs_retrain
     assert metrics["patches_fed"] == profile.epochs_retrain * 3 * 8 * 3 and metrics["source"] == "noisy"
@@ -203,13 +221,16 @@ def test_train_descriptor_and_denoiser_with_device_sampling_save_plain_float32_m
 def test_profiles_accelerator_settings():
     for name in ("smoke", "cpu"):
         profile = config.PROFILES[name]
-        assert (profile.device_sampling, profile.mixed_precision, profile.jit_compile, profile.devices) == \
-            (False, None, "auto", 1)
+        assert (profile.device_sampling, profile.mixed_precision, profile.jit_compile, profile.devices) == (
+            False,
+            None,
+            "auto",
+            1,
+        )
     gpu = config.PROFILES["gpu"]
     assert gpu.device_sampling and gpu.mixed_precision == "bf16" and gpu.jit_compile is True
-    with pytest.raises(ValueError, match="mixed_precision"):
-        with precision_policy("fp8"):
-            pass
+    with pytest.raises(ValueError, match="mixed_precision"), precision_policy("fp8"):
+        pass
     with pytest.raises(ValueError, match="jit_compile"):
         resolve_jit_compile("yes")
 
@@ -217,9 +238,8 @@ def test_profiles_accelerator_settings():
 def test_devices_above_one_need_jax_and_even_batches():
     with data_parallel(1) as distribution:
         assert distribution is None
-    with pytest.raises(ValueError):
-        with data_parallel(0):
-            pass
+    with pytest.raises(ValueError), data_parallel(0):
+        pass
     # the even split is checked first, on every backend: 51 pairs do not split over 2 devices
     with pytest.raises(ValueError, match=r"batch sizes \[51\] do not split evenly over 2 devices"):
         with data_parallel(2, (50, 51)):
@@ -227,9 +247,8 @@ def test_devices_above_one_need_jax_and_even_batches():
     with data_parallel(1, (51,)):  # one device takes any batch
         pass
     if keras.backend.backend() != "jax":
-        with pytest.raises(ValueError, match="JAX"):
-            with data_parallel(2, (50, 52)):
-                pass
+        with pytest.raises(ValueError, match="JAX"), data_parallel(2, (50, 52)):
+            pass
 
 
 DATA_PARALLEL_SCRIPT = textwrap.dedent("""
@@ -274,14 +293,20 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed in this environment")
 def test_data_parallel_two_virtual_devices_matches_one_device(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "PYTHONPATH": os.pathsep.join([str(LIB), os.environ.get("PYTHONPATH", "")]),
-           "NHPATCHES_RESULTS": str(tmp_path / "results"), "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "PYTHONPATH": os.pathsep.join([str(LIB), os.environ.get("PYTHONPATH", "")]),
+        "NHPATCHES_RESULTS": str(tmp_path / "results"),
+        "JAX_PLATFORMS": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     # Each device holds half of the batch of 8, for the device sampler's batches and the host's.
     assert out["device_shards"] == [[4, 32, 32, 1]] * 2
     assert out["host_shards"] == [[4, 32, 32, 1]] * 2
@@ -300,8 +325,9 @@ def test_accelerator_settings_key_training_runs_only_when_set(tmp_path, monkeypa
     study = Study.open("smoke")
     _, run = study.models.denoiser_training_run("unet")
     assert not {"device_sampling", "mixed_precision", "jit_compile", "devices"} & set(run.settings["schedule"])
-    assert Study.open("smoke", device_sampling=False, mixed_precision=None, devices=1).denoiser_run_key("unet") \
-        == run.key
+    assert (
+        Study.open("smoke", device_sampling=False, mixed_precision=None, devices=1).denoiser_run_key("unet") == run.key
+    )
     keys = {run.key}
     for override in ({"device_sampling": True}, {"mixed_precision": "bf16"}, {"jit_compile": True}, {"devices": 2}):
         keys.add(Study.open("smoke", **override).denoiser_run_key("unet"))

@@ -86,7 +86,9 @@ def test_default_photos_are_real_and_named_legally() -> None:
     assert all(re.match(r"^[a-z0-9]+$", stem) for stem in stems)
     assert not {"color", "phantom", "logo", "horse", "chessboard", "moon", "cell", "retina"} & set(stems)
     assert embedded.resolve_images(["clock_motion.png", "hubble"]) == [
-        ("clock_motion.png", "clockmotion"), ("hubble_deep_field.jpg", "hubble")]
+        ("clock_motion.png", "clockmotion"),
+        ("hubble_deep_field.jpg", "hubble"),
+    ]
     with pytest.raises(ValueError, match="unknown"):
         embedded.resolve_images(["camera", "phantom"])
     with pytest.raises(ValueError, match="between 2"):
@@ -104,11 +106,12 @@ def test_contrast_stretch_maps_percentiles_to_full_range() -> None:
 
 def test_left_out_photos_are_flat_at_patch_scale() -> None:
     """The photos left out really are nearly flat in 24 px windows, unlike the kept ones."""
+
     def window_std(file_name: str) -> float:
         image = embedded.load_photo(file_name)
         rng = np.random.default_rng(0)
         ys, xs = rng.integers(0, image.shape[0] - 24, 300), rng.integers(0, image.shape[1] - 24, 300)
-        return float(np.median([image[y:y + 24, x:x + 24].std() for y, x in zip(ys, xs)]))
+        return float(np.median([image[y : y + 24, x : x + 24].std() for y, x in zip(ys, xs)]))
 
     assert all(window_std(name) < 8 for name in embedded.FLAT_PHOTOS)
     assert window_std("camera.png") > 10
@@ -133,8 +136,9 @@ def _record_builds(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return calls
 
 
-def test_folder_without_manifest_is_rebuilt(small_dataset: Path, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folder_without_manifest_is_rebuilt(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(small_dataset, copy)
     (copy / "dataset.json").unlink()
@@ -143,16 +147,16 @@ def test_folder_without_manifest_is_rebuilt(small_dataset: Path, tmp_path: Path,
     assert calls == [copy]
 
 
-def test_leftover_temp_folder_is_not_a_finished_dataset(small_dataset: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_leftover_temp_folder_is_not_a_finished_dataset(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copytree(small_dataset, tmp_path / ".data.tmp-abc123")
     calls = _record_builds(monkeypatch)
     embedded.ensure_embedded_dataset(tmp_path / "data", **SMALL)
     assert calls == [tmp_path / "data"]
 
 
-def test_failed_build_leaves_old_dataset_and_no_temp_folder(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_build_leaves_old_dataset_and_no_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = tmp_path / "data"
     old.mkdir()
     (old / "marker.txt").write_text("old")
@@ -250,7 +254,9 @@ def test_embedded_orders_easy_hard_tough_like_the_real_sample(small_dataset: Pat
     loaded = data.load_dataset(small_dataset, split="full", subset="test", max_patches=40)
     table = embedded.measure_realism(loaded)
     _assert_realistic_ordering(table)
-    real = embedded.measure_realism({"v_wormhole": data.load_sequence(FIXTURES / "v_wormhole", max_patches=40)})  # same N
+    real = embedded.measure_realism(
+        {"v_wormhole": data.load_sequence(FIXTURES / "v_wormhole", max_patches=40)}
+    )  # same N
     assert np.allclose(table["matching_mrr"], real["matching_mrr"], atol=0.15)
     assert np.allclose(table["positive_distance"], real["positive_distance"], atol=0.15)
     for kind in "iv":

@@ -142,8 +142,11 @@ def reference_verification(descriptors: Mapping[str, np.ndarray], tasks: TaskSet
     for noise in NOISE_LEVELS:
         dist = {
             kind: [
-                reference_distance(descriptors[names[s1]][image_of(noise, t1), i1],
-                                   descriptors[names[s2]][image_of(noise, t2), i2], metric)
+                reference_distance(
+                    descriptors[names[s1]][image_of(noise, t1), i1],
+                    descriptors[names[s2]][image_of(noise, t2), i2],
+                    metric,
+                )
                 for s1, t1, i1, s2, t2, i2 in rows
             ]
             for kind, rows in tasks.verification.items()
@@ -165,22 +168,32 @@ def reference_matching(descriptors: Mapping[str, np.ndarray], names: Sequence[st
         for noise in NOISE_LEVELS:
             for k in range(1, 6):
                 target = array[IMAGE_TYPES.index(f"{noise}{k}")]
-                best = [min(range(len(target)), key=lambda j: (reference_distance(r, target[j], metric), j)) for r in array[0]]
+                best = [
+                    min(range(len(target)), key=lambda j: (reference_distance(r, target[j], metric), j))
+                    for r in array[0]
+                ]
                 dist = [reference_distance(r, target[j], metric) for r, j in zip(array[0], best)]
                 labels = [int(j == i) for i, j in enumerate(best)]
                 result[name][noise].append(reference_ap(dist, labels, len(best)))
     return result
 
 
-def reference_retrieval(descriptors: Mapping[str, np.ndarray], tasks: TaskSet, metric: str, pools: Sequence[int]) -> dict:
+def reference_retrieval(
+    descriptors: Mapping[str, np.ndarray], tasks: TaskSet, metric: str, pools: Sequence[int]
+) -> dict:
     """Per query: [5 positives, other-sequence distractors in file order], AP of each pool prefix."""
     names = tasks.sequences
     table = np.zeros((len(tasks.queries), 3, len(pools)))
     for q, (s, i) in enumerate(tasks.queries):
         query = descriptors[names[s]][0, i]
-        others = [reference_distance(query, descriptors[names[ds]][0, di], metric) for ds, di in tasks.distractors if ds != s]
+        others = [
+            reference_distance(query, descriptors[names[ds]][0, di], metric) for ds, di in tasks.distractors if ds != s
+        ]
         for a, noise in enumerate(NOISE_LEVELS):
-            positives = [reference_distance(query, descriptors[names[s]][IMAGE_TYPES.index(f"{noise}{k}"), i], metric) for k in range(1, 6)]
+            positives = [
+                reference_distance(query, descriptors[names[s]][IMAGE_TYPES.index(f"{noise}{k}"), i], metric)
+                for k in range(1, 6)
+            ]
             labels = [1] * 5 + [0] * len(others)
             for p, pool in enumerate(pools):
                 table[q, a, p] = reference_ap((positives + others)[:pool], labels[:pool])
@@ -246,8 +259,9 @@ def test_all_equal_descriptors_follow_tie_orders() -> None:
     results = evaluate(flat, small, progress=False)
     assert_nested_close(results["verification"]["ap_imbalanced"], reference_verification(flat, small, "L2"))
     assert_nested_close(results["matching"]["ap_per_seq"], reference_matching(flat, small.sequences, "L2"))
-    assert_nested_close(results["retrieval"]["ap_per_noise_pool"],
-                        reference_retrieval(flat, small, "L2", evaluation.POOL_SIZES))
+    assert_nested_close(
+        results["retrieval"]["ap_per_noise_pool"], reference_retrieval(flat, small, "L2", evaluation.POOL_SIZES)
+    )
     assert results["retrieval"]["mAP"] == pytest.approx(1.0)
 
 
@@ -281,7 +295,9 @@ def broken(descriptors: dict[str, np.ndarray], case: str) -> dict[str, np.ndarra
     return out
 
 
-@pytest.mark.parametrize("case, message", [("missing", "missing"), ("nan", "NaN"), ("shape", "16, N, D"), ("dim", "dimension")])
+@pytest.mark.parametrize(
+    "case, message", [("missing", "missing"), ("nan", "NaN"), ("shape", "16, N, D"), ("dim", "dimension")]
+)
 def test_evaluate_validates_descriptors(case: str, message: str) -> None:
     """Missing sequences, NaN, wrong shapes and mixed dimensions raise ValueError naming the sequence."""
     descriptors, tasks = load_fixture()

@@ -14,9 +14,17 @@ def pipelines(rows: dict[tuple[str, str], float]) -> pd.DataFrame:
     """A pipeline table; each task mAP is the given mean, shifted so that the tasks differ."""
     records = []
     for (denoiser, descriptor), mean in rows.items():
-        records.append({"denoiser": denoiser, "descriptor": descriptor, "verification": mean + 0.3,
-                        "matching": mean - 0.2, "retrieval": mean - 0.1, "mean": mean,
-                        "task_files": "generated, recipe V seed 42"})
+        records.append(
+            {
+                "denoiser": denoiser,
+                "descriptor": descriptor,
+                "verification": mean + 0.3,
+                "matching": mean - 0.2,
+                "retrieval": mean - 0.1,
+                "mean": mean,
+                "task_files": "generated, recipe V seed 42",
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -30,8 +38,15 @@ def quality(rows: dict[str, tuple[float, float]]) -> pd.DataFrame:
     records = []
     for denoiser, (mae, psnr) in rows.items():
         for level in ("easy", "hard", "tough"):
-            records.append({"denoiser": denoiser, "input": "noisy" if denoiser == "none" else "denoised",
-                            "noise_level": level, "mae": mae, "psnr_db": psnr})
+            records.append(
+                {
+                    "denoiser": denoiser,
+                    "input": "noisy" if denoiser == "none" else "denoised",
+                    "noise_level": level,
+                    "mae": mae,
+                    "psnr_db": psnr,
+                }
+            )
     return pd.DataFrame(records)
 
 
@@ -44,11 +59,18 @@ def test_verdict_words() -> None:
 
 # ----- 00 ------------------------------------------------------------------------------------------
 
+
 def summary(illumination: int, viewpoint: int) -> pd.DataFrame:
     """A dataset_summary frame with the given sequence counts."""
     names = [f"i_{k}" for k in range(illumination)] + [f"v_{k}" for k in range(viewpoint)]
-    return pd.DataFrame({"sequence": names, "kind": ["illumination"] * illumination + ["viewpoint"] * viewpoint,
-                         "patches": 10, "role": "train"})
+    return pd.DataFrame(
+        {
+            "sequence": names,
+            "kind": ["illumination"] * illumination + ["viewpoint"] * viewpoint,
+            "patches": 10,
+            "role": "train",
+        }
+    )
 
 
 def test_data_description_holds_for_nhpatches() -> None:
@@ -71,6 +93,7 @@ def test_data_description_needs_the_three_levels() -> None:
 
 
 # ----- 01 ------------------------------------------------------------------------------------------
+
 
 def test_denoising_order_holds_and_states_numbers() -> None:
     """noisy < unet < clean: holds, and each mean is quoted."""
@@ -107,6 +130,7 @@ def test_denoising_order_other_metric_and_missing_row() -> None:
 
 
 # ----- 02 ------------------------------------------------------------------------------------------
+
 
 def test_dncnn_beats_unet_holds() -> None:
     """Higher PSNR and lower MAE than the U-Net."""
@@ -158,6 +182,7 @@ def test_sgd_barely_moves_does_not_hold() -> None:
 
 # ----- 03 ------------------------------------------------------------------------------------------
 
+
 def test_mse_vs_mae_holds() -> None:
     """The MSE run's last validation MAE is the higher one."""
     mae = history([30.0, 20.0], val_mae=[25.0, 18.0])
@@ -193,10 +218,12 @@ def test_sgd_barely_moves_names_a_diverged_run() -> None:
 
 # ----- 04 ------------------------------------------------------------------------------------------
 
+
 def variants(updated: float, deep: float) -> pd.DataFrame:
     """Baseline 0.50 after DnCNN beside the two variants."""
-    return pipelines({("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "updated"): updated,
-                      ("dncnn_adam", "deep"): deep})
+    return pipelines(
+        {("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "updated"): updated, ("dncnn_adam", "deep"): deep}
+    )
 
 
 def test_descriptor_variants_both_hold() -> None:
@@ -217,10 +244,17 @@ def test_descriptor_variants_do_not_hold() -> None:
 
 # ----- 05 ------------------------------------------------------------------------------------------
 
+
 def test_retraining_holds_when_it_does_not_help() -> None:
     """Retrained below the baseline after both denoisers."""
-    table = pipelines({("unet", "baseline"): 0.50, ("unet", "retrained"): 0.48,
-                       ("dncnn_adam", "baseline"): 0.49, ("dncnn_adam", "retrained"): 0.47})
+    table = pipelines(
+        {
+            ("unet", "baseline"): 0.50,
+            ("unet", "retrained"): 0.48,
+            ("dncnn_adam", "baseline"): 0.49,
+            ("dncnn_adam", "retrained"): 0.47,
+        }
+    )
     text = findings.retraining(table)
     assert text.endswith(HOLDS)
     assert "unet: retrained 0.480 vs baseline 0.500 (-0.020)" in text
@@ -228,38 +262,56 @@ def test_retraining_holds_when_it_does_not_help() -> None:
 
 def test_retraining_does_not_hold_when_it_helps() -> None:
     """One denoiser where retraining gains is enough to break the claim; the tolerance can absorb it."""
-    table = pipelines({("unet", "baseline"): 0.50, ("unet", "retrained"): 0.48,
-                       ("dncnn_adam", "baseline"): 0.49, ("dncnn_adam", "retrained"): 0.52})
+    table = pipelines(
+        {
+            ("unet", "baseline"): 0.50,
+            ("unet", "retrained"): 0.48,
+            ("dncnn_adam", "baseline"): 0.49,
+            ("dncnn_adam", "retrained"): 0.52,
+        }
+    )
     assert findings.retraining(table).endswith(FAILS)
     assert findings.retraining(table, tolerance=0.05).endswith(HOLDS)
 
 
 # ----- 06 ------------------------------------------------------------------------------------------
 
+
 def test_hard_loss_holds_when_no_gain() -> None:
     """Both hard variants at or below the baseline."""
-    table = pipelines({("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "hard"): 0.45,
-                       ("dncnn_adam", "hard_retrained"): 0.50})
+    table = pipelines(
+        {("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "hard"): 0.45, ("dncnn_adam", "hard_retrained"): 0.50}
+    )
     text = findings.hard_loss(table)
     assert text.endswith(HOLDS) and "hard mean 0.450" in text
 
 
 def test_hard_loss_does_not_hold_when_it_helps() -> None:
     """One variant above the baseline."""
-    table = pipelines({("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "hard"): 0.45,
-                       ("dncnn_adam", "hard_retrained"): 0.53})
+    table = pipelines(
+        {("dncnn_adam", "baseline"): 0.50, ("dncnn_adam", "hard"): 0.45, ("dncnn_adam", "hard_retrained"): 0.53}
+    )
     assert findings.hard_loss(table).endswith(FAILS)
     assert findings.hard_loss(table, variants=("hard",)).endswith(HOLDS)
 
 
 # ----- 07 ------------------------------------------------------------------------------------------
 
+
 def table2(unet_baseline: float, dncnn_baseline: float) -> pd.DataFrame:
     """Table 2's rows with the noisy and clean references (clean always the highest)."""
-    return pipelines({("unet", "baseline"): unet_baseline, ("dncnn_adam", "baseline"): dncnn_baseline,
-                      ("dncnn_adam", "updated"): 0.30, ("dncnn_adam", "deep"): 0.40,
-                      ("unet", "retrained"): 0.41, ("dncnn_adam", "retrained"): 0.42,
-                      ("none", "baseline"): 0.35, ("clean", "baseline"): 0.90})
+    return pipelines(
+        {
+            ("unet", "baseline"): unet_baseline,
+            ("dncnn_adam", "baseline"): dncnn_baseline,
+            ("dncnn_adam", "updated"): 0.30,
+            ("dncnn_adam", "deep"): 0.40,
+            ("unet", "retrained"): 0.41,
+            ("dncnn_adam", "retrained"): 0.42,
+            ("none", "baseline"): 0.35,
+            ("clean", "baseline"): 0.90,
+        }
+    )
 
 
 def test_best_pipeline_holds_for_the_baseline() -> None:
@@ -294,8 +346,15 @@ EXTENSIONS = (("none", "hardnet"), ("unet_adam", "hardnet"), ("clean", "hardnet"
 
 def test_beyond_holds_with_per_task_gains() -> None:
     """The best non-clean extension beats the baseline on every task; gains quoted per task."""
-    table = pipelines({("none", "hardnet"): 0.55, ("unet_adam", "hardnet"): 0.60, ("clean", "hardnet"): 0.95,
-                       ("unet", "baseline"): 0.50, ("clean", "baseline"): 0.70})
+    table = pipelines(
+        {
+            ("none", "hardnet"): 0.55,
+            ("unet_adam", "hardnet"): 0.60,
+            ("clean", "hardnet"): 0.95,
+            ("unet", "baseline"): 0.50,
+            ("clean", "baseline"): 0.70,
+        }
+    )
     text = findings.beyond(table, EXTENSIONS)
     assert text.endswith(HOLDS)
     assert "best extension unet_adam + hardnet" in text
@@ -304,8 +363,14 @@ def test_beyond_holds_with_per_task_gains() -> None:
 
 def test_beyond_does_not_hold_when_one_task_loses() -> None:
     """Better on the mean but worse on matching."""
-    table = pipelines({("none", "hardnet"): 0.55, ("unet_adam", "hardnet"): 0.60, ("clean", "hardnet"): 0.95,
-                       ("unet", "baseline"): 0.50})
+    table = pipelines(
+        {
+            ("none", "hardnet"): 0.55,
+            ("unet_adam", "hardnet"): 0.60,
+            ("clean", "hardnet"): 0.95,
+            ("unet", "baseline"): 0.50,
+        }
+    )
     table.loc[table.descriptor == "baseline", "matching"] = 0.9
     text = findings.beyond(table, EXTENSIONS)
     assert text.endswith(FAILS) and "matching" in text

@@ -16,8 +16,9 @@ MAX_MODULE_LINES, MAX_CLASS_LINES = 500, 200
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_describe_needs_no_pandas_matplotlib_or_study() -> None:
@@ -76,8 +77,14 @@ def test_modules_and_classes_stay_small() -> None:
 def test_import_linter_contracts_hold() -> None:
     """The layers of .importlinter (also run by .ci/run): no import upwards, none across siblings."""
     root = PACKAGE.parents[1]
-    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config", str(root / ".importlinter")],
-                          capture_output=True, text=True, timeout=300, check=False, cwd=root)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--config", str(root / ".importlinter")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=root,
+    )
     assert done.returncode == 0 and "0 broken" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 
 

@@ -81,8 +81,9 @@ def test_triplet_loss_zero_past_margin() -> None:
         assert float(_np(losses.triplet_loss(1.0, distance)(_zeros(y_pred), y_pred))) == 0.0
     # ... and the same triplet with a closer negative is not zero: 0.01/3 - 0.36/3 + 1.
     closer = _stack([[0, 0, 0]], [[0.1, 0, 0]], [[0, 0, 0.6]])
-    np.testing.assert_allclose(float(_np(losses.triplet_loss()(_zeros(closer), closer))),
-                               1 + (0.01 - 0.36) / 3, atol=1e-6)
+    np.testing.assert_allclose(
+        float(_np(losses.triplet_loss()(_zeros(closer), closer))), 1 + (0.01 - 0.36) / 3, atol=1e-6
+    )
 
 
 def test_triplet_loss_ignores_y_true() -> None:
@@ -141,8 +142,11 @@ def test_triplet_shape_checks() -> None:
         # row 2: relu(2 - 3 + 1) vs relu(2 - min(3, 1) + 1).
         ("squared", [0.0, 1.0, 0.0], [1.0, 1.0, 2.0]),
         # the same distances divided by D = 4.
-        ("mean_squared", [0.25 - 1 + 1, 0.25 - 0.25 + 1, 0.5 - 0.75 + 1],
-         [0.25 - 0.25 + 1, 0.25 - 0.25 + 1, 0.5 - 0.25 + 1]),
+        (
+            "mean_squared",
+            [0.25 - 1 + 1, 0.25 - 0.25 + 1, 0.5 - 0.75 + 1],
+            [0.25 - 0.25 + 1, 0.25 - 0.25 + 1, 0.5 - 0.25 + 1],
+        ),
     ],
 )
 def test_hard_triplet_loss_eq4_by_hand(distance: str, eq2: list[float], eq4: list[float]) -> None:
@@ -200,8 +204,9 @@ def test_eq4_swap_is_in_triplet_not_in_batch(distance: str, margin: float, row0:
 def test_hardest_negative_without_swap_on_the_cross_batch() -> None:
     """Without anchor swap row 0's negative is p1 (0.3 away), row 1's is p0 (sqrt(0.05) away)."""
     loss = losses.hardest_negative_loss(margin=1.0, anchor_swap=False)
-    np.testing.assert_allclose(_np(loss.call(None, _stack(CROSS_A, CROSS_P))),
-                               [1 + 0.1 - 0.3, 1 + 0.1 - SQRT_005], atol=ATOL)
+    np.testing.assert_allclose(
+        _np(loss.call(None, _stack(CROSS_A, CROSS_P))), [1 + 0.1 - 0.3, 1 + 0.1 - SQRT_005], atol=ATOL
+    )
 
 
 # Hand-made batch for HardNet's loss: D_ij = |a_i - p_j|.
@@ -262,9 +267,7 @@ def test_hardest_negative_masks_near_duplicates() -> None:
     anchors = np.asarray([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], "float32")
     positives = np.asarray([[0.1, 0.0], [0.0, 0.0], [0.0, 1.2]], "float32")
     _, masked = losses.hardest_negative_distances(anchors, positives, anchor_swap=False)
-    _, unmasked = losses.hardest_negative_distances(
-        anchors, positives, anchor_swap=False, duplicate_threshold=0.0
-    )
+    _, unmasked = losses.hardest_negative_distances(anchors, positives, anchor_swap=False, duplicate_threshold=0.0)
     assert abs(float(_np(masked)[0]) - 1.2) < ATOL  # next nearest: p2 at 1.2
     assert float(_np(unmasked)[0]) < 2e-3  # the duplicate itself, sqrt(eps)
 

@@ -46,12 +46,21 @@ def built() -> dict[str, keras.Model]:
 # Layer-by-layer layouts (the report, R §2.1, §2.2, §4.1, §4.2; HardNet for the extension)
 # ---------------------------------------------------------------------------------------------
 
+
 def _describe(layer: keras.layers.Layer) -> tuple:
     """What the layout tests pin about one layer, as a tuple starting with its class name."""
     kind = type(layer).__name__
     if isinstance(layer, keras.layers.Conv2D):
-        return (kind, layer.filters, layer.kernel_size, layer.strides, layer.padding,
-                layer.activation.__name__, type(layer.kernel_initializer).__name__, layer.use_bias)
+        return (
+            kind,
+            layer.filters,
+            layer.kernel_size,
+            layer.strides,
+            layer.padding,
+            layer.activation.__name__,
+            type(layer.kernel_initializer).__name__,
+            layer.use_bias,
+        )
     if isinstance(layer, keras.layers.BatchNormalization):
         return (kind, layer.center, layer.scale, layer.momentum, layer.epsilon)
     if isinstance(layer, keras.layers.Dropout):
@@ -67,8 +76,15 @@ def _describe(layer: keras.layers.Layer) -> tuple:
     return (kind,)
 
 
-def _conv(filters: int, kernel: int, stride: int = 1, activation: str = "linear", init: str = "HeNormal",
-          bias: bool = True, padding: str = "same") -> tuple:
+def _conv(
+    filters: int,
+    kernel: int,
+    stride: int = 1,
+    activation: str = "linear",
+    init: str = "HeNormal",
+    bias: bool = True,
+    padding: str = "same",
+) -> tuple:
     """Expected description of a Conv2D layer."""
     return ("Conv2D", filters, (kernel, kernel), (stride, stride), padding, activation, init, bias)
 
@@ -94,12 +110,24 @@ EXPECTED_LAYOUTS: dict[str, list[tuple]] = {
     # R §2.2 / the coursework's get_descriptor_model.
     "baseline": [
         INPUT,
-        _conv(32, 3), BN_KERAS, RELU,
-        _conv(32, 3), BN_KERAS, RELU,
-        _conv(64, 3, stride=2), BN_KERAS, RELU,
-        _conv(64, 3), BN_KERAS, RELU,
-        _conv(128, 3, stride=2), BN_KERAS, RELU,
-        _conv(128, 3), BN_KERAS, RELU,
+        _conv(32, 3),
+        BN_KERAS,
+        RELU,
+        _conv(32, 3),
+        BN_KERAS,
+        RELU,
+        _conv(64, 3, stride=2),
+        BN_KERAS,
+        RELU,
+        _conv(64, 3),
+        BN_KERAS,
+        RELU,
+        _conv(128, 3, stride=2),
+        BN_KERAS,
+        RELU,
+        _conv(128, 3),
+        BN_KERAS,
+        RELU,
         ("Dropout", 0.3),
         _conv(128, 8, padding="valid"),
         ("Reshape", (128,)),
@@ -107,26 +135,60 @@ EXPECTED_LAYOUTS: dict[str, list[tuple]] = {
     # R §4.1: orthogonal init, dropout after every activation.
     "updated": [
         INPUT,
-        _conv(32, 3, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
-        _conv(32, 3, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
-        _conv(64, 3, stride=2, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
-        _conv(64, 3, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
-        _conv(128, 3, stride=2, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
-        _conv(128, 3, init="Orthogonal"), BN_KERAS, RELU, ("Dropout", 0.3),
+        _conv(32, 3, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
+        _conv(32, 3, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
+        _conv(64, 3, stride=2, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
+        _conv(64, 3, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
+        _conv(128, 3, stride=2, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
+        _conv(128, 3, init="Orthogonal"),
+        BN_KERAS,
+        RELU,
+        ("Dropout", 0.3),
         _conv(128, 8, padding="valid", init="Orthogonal"),
         ("Reshape", (128,)),
     ],
     # R §4.2: 32, 32, 32, 64, 64, 64, 128, 128 and the final 128.
     "deep": [
         INPUT,
-        _conv(32, 3), BN_KERAS, RELU,
-        _conv(32, 3), BN_KERAS, RELU,
-        _conv(32, 3), BN_KERAS, RELU,
-        _conv(64, 3, stride=2), BN_KERAS, RELU,
-        _conv(64, 3), BN_KERAS, RELU,
-        _conv(64, 3), BN_KERAS, RELU,
-        _conv(128, 3, stride=2), BN_KERAS, RELU,
-        _conv(128, 3), BN_KERAS, RELU,
+        _conv(32, 3),
+        BN_KERAS,
+        RELU,
+        _conv(32, 3),
+        BN_KERAS,
+        RELU,
+        _conv(32, 3),
+        BN_KERAS,
+        RELU,
+        _conv(64, 3, stride=2),
+        BN_KERAS,
+        RELU,
+        _conv(64, 3),
+        BN_KERAS,
+        RELU,
+        _conv(64, 3),
+        BN_KERAS,
+        RELU,
+        _conv(128, 3, stride=2),
+        BN_KERAS,
+        RELU,
+        _conv(128, 3),
+        BN_KERAS,
+        RELU,
         ("Dropout", 0.3),
         _conv(128, 8, padding="valid"),
         ("Reshape", (128,)),
@@ -135,13 +197,26 @@ EXPECTED_LAYOUTS: dict[str, list[tuple]] = {
     "hardnet": [
         INPUT,
         ("PatchStandardization",),
-        _conv(32, 3, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(32, 3, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(64, 3, stride=2, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(64, 3, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(128, 3, stride=2, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(128, 3, init="GlorotUniform", bias=False), BN_FREE, RELU,
-        _conv(128, 8, padding="valid", init="GlorotUniform", bias=False), BN_FREE,
+        _conv(32, 3, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(32, 3, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(64, 3, stride=2, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(64, 3, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(128, 3, stride=2, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(128, 3, init="GlorotUniform", bias=False),
+        BN_FREE,
+        RELU,
+        _conv(128, 8, padding="valid", init="GlorotUniform", bias=False),
+        BN_FREE,
         ("Flatten",),
         ("L2Normalize",),
     ],
@@ -209,8 +284,13 @@ DEEP_CONVS = (
 )
 DEEP_BN = 4 * (32 + 32 + 32 + 64 + 64 + 64 + 128 + 128)  # 2,176
 HARDNET_CONVS = (
-    3 * 3 * 1 * 32 + 3 * 3 * 32 * 32 + 3 * 3 * 32 * 64 + 3 * 3 * 64 * 64
-    + 3 * 3 * 64 * 128 + 3 * 3 * 128 * 128 + 8 * 8 * 128 * 128  # no biases: 1,334,560
+    3 * 3 * 1 * 32
+    + 3 * 3 * 32 * 32
+    + 3 * 3 * 32 * 64
+    + 3 * 3 * 64 * 64
+    + 3 * 3 * 64 * 128
+    + 3 * 3 * 128 * 128
+    + 8 * 8 * 128 * 128  # no biases: 1,334,560
 )
 HARDNET_BN = 2 * (32 + 32 + 64 + 64 + 128 + 128 + 128)  # 7 affine-free BNs: 1,152
 DNCNN_PARAMS = (
@@ -262,6 +342,7 @@ def test_updated_has_the_baseline_weights(built: dict[str, keras.Model]) -> None
 # Behaviour
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("batch", [1, 16])
 @pytest.mark.parametrize("key", list(BUILDERS))
 def test_output_shapes(built: dict[str, keras.Model], key: str, batch: int) -> None:
@@ -292,8 +373,9 @@ def test_l2net_has_no_input_or_output_normalisation(built: dict[str, keras.Model
     model = built[key]
     x = _patches(8, seed=4)
     base = _np(model(x, training=False))
-    np.testing.assert_allclose(_np(model(2.0 * x, training=False)), 2.0 * base, rtol=1e-4,
-                               atol=1e-4 * np.abs(base).max())
+    np.testing.assert_allclose(
+        _np(model(2.0 * x, training=False)), 2.0 * base, rtol=1e-4, atol=1e-4 * np.abs(base).max()
+    )
     assert not np.allclose(np.linalg.norm(base, axis=1), 1.0, atol=1e-2)
 
 
@@ -365,14 +447,17 @@ def test_dropout_rate_parameter() -> None:
     updated = models.build_l2net("updated", dropout_rate=0.1)
     assert [layer.rate for layer in updated.layers if isinstance(layer, keras.layers.Dropout)] == [0.1] * 6
     assert [f"dropout{i}" for i in range(1, 7)] == [
-        layer.name for layer in updated.layers if isinstance(layer, keras.layers.Dropout)]
+        layer.name for layer in updated.layers if isinstance(layer, keras.layers.Dropout)
+    ]
     assert models.build_l2net("baseline", dropout_rate=0.2).get_layer("dropout").rate == 0.2
     hardnet = models.build_hardnet(dropout_rate=0.1)
     layers = hardnet.layers
     dropout = hardnet.get_layer("dropout")
     assert dropout.rate == 0.1 and layers[layers.index(dropout) + 1] is hardnet.get_layer("conv7")
-    for build in (lambda: models.build_l2net("updated", dropout_rate=1.0),
-                  lambda: models.build_hardnet(dropout_rate=-0.1)):
+    for build in (
+        lambda: models.build_l2net("updated", dropout_rate=1.0),
+        lambda: models.build_hardnet(dropout_rate=-0.1),
+    ):
         with pytest.raises(ValueError, match="dropout_rate"):
             build()
 
@@ -420,8 +505,9 @@ def test_save_load_roundtrip(built: dict[str, keras.Model], key: str, tmp_path: 
     assert [_describe(layer) for layer in loaded.layers] == [_describe(layer) for layer in built[key].layers]
     x = _patches(16, seed=6)
     expected = _np(built[key](x, training=False))
-    np.testing.assert_allclose(_np(loaded(x, training=False)), expected, rtol=1e-5,
-                               atol=1e-5 * max(1.0, np.abs(expected).max()))
+    np.testing.assert_allclose(
+        _np(loaded(x, training=False)), expected, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(expected).max())
+    )
 
 
 def test_hardnet_custom_layers_roundtrip_with_config(tmp_path: Path) -> None:
@@ -455,8 +541,15 @@ def test_trainers_share_weights_and_roundtrip(built: dict[str, keras.Model], tmp
 # Training steps
 # ---------------------------------------------------------------------------------------------
 
-def _fit_losses(model: keras.Model, loss: object, x: object, y: np.ndarray, steps: int,
-                optimizer: keras.optimizers.Optimizer | None = None) -> list[float]:
+
+def _fit_losses(
+    model: keras.Model,
+    loss: object,
+    x: object,
+    y: np.ndarray,
+    steps: int,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> list[float]:
     """Train on one fixed batch for `steps` epochs; the per-epoch losses."""
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss=loss)
     return model.fit(x, y, epochs=steps, batch_size=len(y), verbose=0, shuffle=False).history["loss"]
@@ -470,8 +563,9 @@ def test_l2net_baseline_triplet_sgd_lowers_the_loss() -> None:
     anchors = _patches(16, seed=20)
     positives = np.clip(anchors + np.random.default_rng(21).normal(0, 10, anchors.shape), 0, 255).astype("float32")
     negatives = (0.8 * anchors + 0.2 * _patches(16, seed=22)).astype("float32")  # close to the anchors
-    history = _fit_losses(trainer, losses.TripletLoss(), [anchors, positives, negatives], np.zeros(16), 5,
-                          keras.optimizers.SGD(0.1))
+    history = _fit_losses(
+        trainer, losses.TripletLoss(), [anchors, positives, negatives], np.zeros(16), 5, keras.optimizers.SGD(0.1)
+    )
     assert np.isfinite(history).all()
     assert history[0] > 0.5 and history[-1] < 0.5 * history[0]
 
@@ -484,8 +578,7 @@ def test_unet_coursework_sgd_step_is_finite() -> None:
     clean = _patches(8, seed=23)
     noisy = np.clip(clean + np.random.default_rng(24).normal(0, 25, clean.shape), 0, 255).astype("float32")
     before = [w.copy() for w in model.get_weights()]
-    history = _fit_losses(model, "mae", noisy, clean, 1,
-                          keras.optimizers.SGD(1e-5, momentum=0.9, nesterov=True))
+    history = _fit_losses(model, "mae", noisy, clean, 1, keras.optimizers.SGD(1e-5, momentum=0.9, nesterov=True))
     after = model.get_weights()
     assert np.isfinite(history).all() and history[0] > 0
     assert all(np.isfinite(w).all() for w in after)

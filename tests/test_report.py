@@ -75,7 +75,9 @@ def test_breakdown_has_levels_and_subsets(fixture_results) -> None:
 
 def test_hpatches_bar_figure(fixture_results) -> None:
     """One panel per task with three bars per pipeline."""
-    fig = report.plot_hpatches_bars([fixture_results, {**fixture_results, "pipeline": {"denoiser": "x", "descriptor": "y"}}])
+    fig = report.plot_hpatches_bars(
+        [fixture_results, {**fixture_results, "pipeline": {"denoiser": "x", "descriptor": "y"}}]
+    )
     assert len(fig.axes) == 3
     for ax in fig.axes:  # 2 pipelines x 3 noise levels, bars as long as the mAPs (percent)
         bars = sorted(round(p.get_width(), 6) for p in ax.patches if p.get_width() > 0)
@@ -93,20 +95,41 @@ def test_hpatches_bar_figure_error_bars_over_seeds(fixture_results) -> None:
 
 def test_table1_from_metrics() -> None:
     """Table 1 rows come from run metrics."""
-    metrics = {"epochs": 3, "patches_fed": 300, "train_seconds": 1.5, "patches_per_second": 200.0,
-               "final": {"loss": 0.4, "val_loss": 0.5}, "parameters": 10}
+    metrics = {
+        "epochs": 3,
+        "patches_fed": 300,
+        "train_seconds": 1.5,
+        "patches_per_second": 200.0,
+        "final": {"loss": 0.4, "val_loss": 0.5},
+        "parameters": 10,
+    }
     table = report.table1_epochs({"unet": metrics})
     assert table.loc[0, "epochs"] == 3 and table.loc[0, "final_val_loss"] == 0.5
 
 
-@pytest.mark.parametrize("provenance, expected", [
-    ({"source": "generated (recipes V and R of spec 3.6)", "verification_seed": 8, "retrieval_seed": 9,
-      "counts": {"pos": 1000, "queries": 40, "distractors": 180}},
-     "generated, recipe V seed 8, recipe R seed 9; 1000 pairs, 40 queries, 180 distractors"),
-    ({"source": "official HPatches retrieval lists (shipped); verification generated with recipe V",
-      "verification_seed": 42, "retrieval_seed": None, "counts": {"pos": 10, "queries": 2, "distractors": 3}},
-     "official retrieval lists, verification recipe V seed 42; 10 pairs, 2 queries, 3 distractors"),
-])
+@pytest.mark.parametrize(
+    "provenance, expected",
+    [
+        (
+            {
+                "source": "generated (recipes V and R of spec 3.6)",
+                "verification_seed": 8,
+                "retrieval_seed": 9,
+                "counts": {"pos": 1000, "queries": 40, "distractors": 180},
+            },
+            "generated, recipe V seed 8, recipe R seed 9; 1000 pairs, 40 queries, 180 distractors",
+        ),
+        (
+            {
+                "source": "official HPatches retrieval lists (shipped); verification generated with recipe V",
+                "verification_seed": 42,
+                "retrieval_seed": None,
+                "counts": {"pos": 10, "queries": 2, "distractors": 3},
+            },
+            "official retrieval lists, verification recipe V seed 42; 10 pairs, 2 queries, 3 distractors",
+        ),
+    ],
+)
 def test_task_files_label(provenance, expected) -> None:
     """The label names the source, the seeds and the counts."""
     assert report.task_files_label(provenance) == expected
@@ -128,14 +151,30 @@ def _den(epochs: int, kept: int | None, seconds: float) -> dict:
 def test_table1_pipelines_beside_the_report() -> None:
     """Measured epochs (the denoiser's kept epoch) sit beside R Table 1's for the same pipeline."""
     rows = [
-        {"denoiser": "unet", "descriptor": "baseline", "denoiser_metrics": _den(6, 6, 12.5),
-         "descriptor_metrics": {"epochs": 5, "train_seconds": 30.0, "source": "denoised", "init_from": None}},
-        {"denoiser": "dncnn_adam", "descriptor": "retrained", "denoiser_metrics": _den(6, 5, 40.0),
-         "descriptor_metrics": {"epochs": 2, "train_seconds": 9.0, "source": "denoised", "init_from": "baseline"}},
-        {"denoiser": "dncnn_adam", "descriptor": "deep", "denoiser_metrics": _den(4, None, 20.0),
-         "descriptor_metrics": {"epochs": 3, "train_seconds": 11.0, "source": "denoised"}},
-        {"denoiser": "none", "descriptor": "baseline", "denoiser_metrics": None,
-         "descriptor_metrics": {"epochs": 5, "train_seconds": 28.0, "source": "noisy", "init_from": None}},
+        {
+            "denoiser": "unet",
+            "descriptor": "baseline",
+            "denoiser_metrics": _den(6, 6, 12.5),
+            "descriptor_metrics": {"epochs": 5, "train_seconds": 30.0, "source": "denoised", "init_from": None},
+        },
+        {
+            "denoiser": "dncnn_adam",
+            "descriptor": "retrained",
+            "denoiser_metrics": _den(6, 5, 40.0),
+            "descriptor_metrics": {"epochs": 2, "train_seconds": 9.0, "source": "denoised", "init_from": "baseline"},
+        },
+        {
+            "denoiser": "dncnn_adam",
+            "descriptor": "deep",
+            "denoiser_metrics": _den(4, None, 20.0),
+            "descriptor_metrics": {"epochs": 3, "train_seconds": 11.0, "source": "denoised"},
+        },
+        {
+            "denoiser": "none",
+            "descriptor": "baseline",
+            "denoiser_metrics": None,
+            "descriptor_metrics": {"epochs": 5, "train_seconds": 28.0, "source": "noisy", "init_from": None},
+        },
     ]
     table = report.table1_pipelines(rows)
     assert list(table["denoiser"]) == ["unet", "dncnn_adam", "dncnn_adam", "none"]

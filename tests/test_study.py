@@ -125,8 +125,9 @@ def test_release_layout_runs_end_to_end(isolated, fixtures_dir) -> None:
     root = isolated / "hpatches-release"
     names = ("v_wormhole", "i_wormholea", "v_wormholeb", "i_wormholec")
     for name in names:
-        shutil.copytree(fixtures_dir / "hpatches-sample" / "v_wormhole", root / name,
-                        ignore=shutil.ignore_patterns("*.csv"))
+        shutil.copytree(
+            fixtures_dir / "hpatches-sample" / "v_wormhole", root / name, ignore=shutil.ignore_patterns("*.csv")
+        )
     splits = {"a": {"name": "a", "test": list(names[:2]), "train": list(names[2:])}}
     (root / "splits.json").write_text(json.dumps(splits))
     study = Study.open("smoke", data_dir=root, steps_per_epoch=1, validation_steps=1, epochs_descriptor=1)
@@ -154,8 +155,17 @@ def test_denoising_quality_by_hand() -> None:
 
 
 #: A fast smoke schedule for the pipeline tests.
-FAST = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_dncnn=1, dncnn_keep_epoch=None,
-            epochs_descriptor=1, epochs_retrain=1, descriptor_steps_per_epoch=1, descriptor_validation_steps=1)
+FAST = dict(
+    steps_per_epoch=1,
+    validation_steps=1,
+    epochs_unet=1,
+    epochs_dncnn=1,
+    dncnn_keep_epoch=None,
+    epochs_descriptor=1,
+    epochs_retrain=1,
+    descriptor_steps_per_epoch=1,
+    descriptor_validation_steps=1,
+)
 
 
 def _record_descriptor_training(monkeypatch) -> list[dict]:
@@ -163,8 +173,14 @@ def _record_descriptor_training(monkeypatch) -> list[dict]:
     calls, original = [], training.train_descriptor
 
     def recording(spec, train, validation, profile, seed, run, source="clean", initial=None):
-        calls.append({"spec": spec, "train": train, "source": source,
-                      "initial": None if initial is None else [w.copy() for w in initial.get_weights()]})
+        calls.append(
+            {
+                "spec": spec,
+                "train": train,
+                "source": source,
+                "initial": None if initial is None else [w.copy() for w in initial.get_weights()],
+            }
+        )
         return original(spec, train, validation, profile, seed, run, source, initial)
 
     monkeypatch.setattr(training, "train_descriptor", recording)

@@ -71,7 +71,7 @@ def test_recipe_v_properties() -> None:
 def test_recipe_r_properties() -> None:
     """Queries and distractors are unique, disjoint and within range."""
     queries, distractors = generate_retrieval_lists(SIZES, 10, 20, 3)
-    keys = lambda rows: {tuple(r) for r in rows.tolist()}  # noqa: E731
+    keys = lambda rows: {tuple(r) for r in rows.tolist()}
     assert len(keys(queries)) == 10 and len(keys(distractors)) == 20
     assert not keys(queries) & keys(distractors)
     counts = np.array(list(SIZES.values()))
@@ -80,8 +80,9 @@ def test_recipe_r_properties() -> None:
 
 def test_generation_is_deterministic_by_seed() -> None:
     """Same seed, same tasks; another seed, other tasks."""
-    first, again, other = (generate_tasks(SIZES, "x", seed=s, num_pairs=50, num_queries=5, num_distractors=10)
-                           for s in (7, 7, 8))
+    first, again, other = (
+        generate_tasks(SIZES, "x", seed=s, num_pairs=50, num_queries=5, num_distractors=10) for s in (7, 7, 8)
+    )
     np.testing.assert_array_equal(first.verification["inter"], again.verification["inter"])
     np.testing.assert_array_equal(first.distractors, again.distractors)
     assert not np.array_equal(first.verification["inter"], other.verification["inter"])
@@ -225,8 +226,11 @@ def test_read_splits_rejects_bad_structure(tmp_path: Path, content: str) -> None
 def test_validate_tasks_names_out_of_range_index() -> None:
     """An index beyond a sequence's patch count names the list, sequence and valid range."""
     taskset = generate_tasks(SIZES, "x", num_pairs=20, num_queries=3, num_distractors=5)
-    with pytest.raises(ValueError, match=r"verif_pos_split-x.csv: data row \d+ has patch index \d+ for sequence '\w+', "
-                       r"which has 4 patches \(expected 0\.\.3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"verif_pos_split-x.csv: data row \d+ has patch index \d+ for sequence '\w+', "
+        r"which has 4 patches \(expected 0\.\.3\)",
+    ):
         validate_tasks(taskset, {"i_one": 4, "v_two": 4, "i_three": 4})
     bad = TaskSet("x", taskset.sequences, taskset.verification, taskset.queries + 100, taskset.distractors)
     with pytest.raises(ValueError, match="retr_queries_split-x.csv"):

@@ -15,8 +15,19 @@ from nhpatches.nets import models
 from nhpatches.study import report
 from nhpatches.train.batches import PatchBank, TripletBatches
 
-COLUMNS = ["name", "type", "output shape", "filters", "kernel", "strides", "activation", "initializer", "bias",
-           "parameters", "details"]
+COLUMNS = [
+    "name",
+    "type",
+    "output shape",
+    "filters",
+    "kernel",
+    "strides",
+    "activation",
+    "initializer",
+    "bias",
+    "parameters",
+    "details",
+]
 
 
 def test_layer_table_of_the_unet_matches_the_report() -> None:

@@ -7,12 +7,21 @@ import sys
 from collections.abc import Callable, Sequence
 
 #: Errors a command turns into a one-line message and exit code 2 (bad input or usage).
-INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, FileNotFoundError, NotADirectoryError,
-                                             PermissionError)
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
-def run_command(prog: str, parser: argparse.ArgumentParser, run_args: Callable[[argparse.Namespace], object],
-                argv: Sequence[str] | None) -> int:
+def run_command(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    run_args: Callable[[argparse.Namespace], object],
+    argv: Sequence[str] | None,
+) -> int:
     """Parse ``argv`` and run; 0 on success, 2 on bad input or usage with ``prog: error: ...`` on stderr."""
     try:
         args = parser.parse_args(argv)

@@ -40,15 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="dataset folder (one sub-folder per sequence)")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="descriptor folder to write")
-    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE, metavar="NAME",
-                        help="'default' (the shipped learned pipeline, or the one of --weights), its name, "
-                        "'sift' or 'raw' (default: %(default)s)")
-    parser.add_argument("--weights", type=Path, metavar="PATH",
-                        help="your own export (folder, manifest.json or weights.npz of scripts/export_pretrained.py)")
-    parser.add_argument("--clean", action="store_true",
-                        help="N-HPatches / embedded: describe the clean <type>.png strips, not the noisy ones")
-    parser.add_argument("--format", choices=("csv", "npy"), default="csv",
-                        help="descriptor file format (default csv; hpatches-eval also reads npy)")
+    parser.add_argument(
+        "--pipeline",
+        default=DEFAULT_PIPELINE,
+        metavar="NAME",
+        help="'default' (the shipped learned pipeline, or the one of --weights), its name, "
+        "'sift' or 'raw' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="your own export (folder, manifest.json or weights.npz of scripts/export_pretrained.py)",
+    )
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="N-HPatches / embedded: describe the clean <type>.png strips, not the noisy ones",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("csv", "npy"),
+        default="csv",
+        help="descriptor file format (default csv; hpatches-eval also reads npy)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, metavar="B", help="patches per network batch")
     return parser
 
@@ -61,12 +76,16 @@ def sequence_patches(seq_dir: Path, noisy: bool) -> np.ndarray:
     missing = [path.name for path in paths if not path.is_file()]
     if missing:
         kind = "noisy <type>_noise.png" if noisy else "clean <type>.png"
-        raise data.layout_error(seq_dir, f"all 16 {kind} strips must exist; missing {', '.join(missing)}",
-                                FileNotFoundError)
+        raise data.layout_error(
+            seq_dir, f"all 16 {kind} strips must exist; missing {', '.join(missing)}", FileNotFoundError
+        )
     patches = data.read_strip_set(paths, None)  # same width and N in all 16 strips
     if patches.shape[-1] not in SUPPORTED_PATCH_SIZES:
-        raise data.layout_error(paths[0], f"expected strips {' or '.join(map(str, SUPPORTED_PATCH_SIZES))} px wide "
-                                          f"(N-HPatches or hpatches-release patches), got {patches.shape[-1]} px")
+        raise data.layout_error(
+            paths[0],
+            f"expected strips {' or '.join(map(str, SUPPORTED_PATCH_SIZES))} px wide "
+            f"(N-HPatches or hpatches-release patches), got {patches.shape[-1]} px",
+        )
     return patches
 
 
@@ -75,8 +94,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
     # An unknown pipeline, a bad --weights export or a checksum mismatch fails before any data is read.
-    describe(np.zeros((0, SUPPORTED_PATCH_SIZES[0], SUPPORTED_PATCH_SIZES[0]), np.uint8), pipeline=args.pipeline,
-             weights=args.weights)
+    describe(
+        np.zeros((0, SUPPORTED_PATCH_SIZES[0], SUPPORTED_PATCH_SIZES[0]), np.uint8),
+        pipeline=args.pipeline,
+        weights=args.weights,
+    )
     layout = data.detect_layout(args.data_dir)
     noisy = layout in ("nhpatches", "embedded") and not args.clean
     seq_dirs = data.sequence_dirs(args.data_dir)
@@ -87,16 +109,25 @@ def run(args: argparse.Namespace) -> dict:
         flat = patches.reshape(-1, *patches.shape[-2:])
         rows = describe(flat, pipeline=args.pipeline, weights=args.weights, batch_size=args.batch_size)
         dim = rows.shape[1]
-        write_descriptor_dir({seq_dir.name: rows.reshape(len(IMAGE_TYPES), patches.shape[1], dim)},
-                             args.out_dir, fmt=args.format)
+        write_descriptor_dir(
+            {seq_dir.name: rows.reshape(len(IMAGE_TYPES), patches.shape[1], dim)}, args.out_dir, fmt=args.format
+        )
         patches_done += len(flat)
     kind = "noisy" if noisy else "release" if layout == "release" else "clean"
-    summary = {"layout": layout, "patches": kind, "sequences": len(seq_dirs),
-               "described": patches_done, "dim": dim, "pipeline": args.pipeline,
-               "seconds": time.perf_counter() - start}
-    print(f"{summary['sequences']} sequences ({layout} layout, {summary['patches']} patches, {patches_done} in all) "
-          f"described by {args.pipeline!r} as {dim}-d rows in {args.out_dir}/<sequence>/<type>.{args.format} "
-          f"({summary['seconds']:.1f} s)")
+    summary = {
+        "layout": layout,
+        "patches": kind,
+        "sequences": len(seq_dirs),
+        "described": patches_done,
+        "dim": dim,
+        "pipeline": args.pipeline,
+        "seconds": time.perf_counter() - start,
+    }
+    print(
+        f"{summary['sequences']} sequences ({layout} layout, {summary['patches']} patches, {patches_done} in all) "
+        f"described by {args.pipeline!r} as {dim}-d rows in {args.out_dir}/<sequence>/<type>.{args.format} "
+        f"({summary['seconds']:.1f} s)"
+    )
     return summary
 
 

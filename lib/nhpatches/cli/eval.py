@@ -26,8 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
         "laid out as DESCR_DIR/<sequence>/<type>.csv (or .npy), 16 files per sequence.",
     )
     parser.add_argument("descr_dir", type=Path, metavar="DESCR_DIR", help="descriptor folder")
-    parser.add_argument("--tasks", type=Path, required=True, metavar="TASKS_DIR",
-                        help="folder with splits.json and the five task CSVs of the split")
+    parser.add_argument(
+        "--tasks",
+        type=Path,
+        required=True,
+        metavar="TASKS_DIR",
+        help="folder with splits.json and the five task CSVs of the split",
+    )
     parser.add_argument("--split", required=True, metavar="NAME", help="split name, e.g. a")
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="write all results as JSON")
     parser.add_argument("--distance", choices=DISTANCES, default="L2", help="descriptor distance (default L2)")

@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -64,9 +64,8 @@ def read_json(path: Path | str) -> Any:
 
 def save_array(path: Path | str, array: np.ndarray) -> None:
     """Save one array as .npy atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def _to_builtin(value: Any) -> Any:

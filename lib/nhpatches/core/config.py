@@ -7,14 +7,15 @@ import os
 from pathlib import Path
 
 #: The 16 images of an HPatches sequence, in the order used for every (16, N, ...) array.
-IMAGE_TYPES: tuple[str, ...] = ("ref",) + tuple(
-    f"{level}{k}" for level in "eht" for k in range(1, 6)
-)
+IMAGE_TYPES: tuple[str, ...] = ("ref",) + tuple(f"{level}{k}" for level in "eht" for k in range(1, 6))
 #: Noise / geometric difficulty levels of HPatches, keyed by their strip prefix.
 NOISE_LEVELS: dict[str, str] = {"e": "easy", "h": "hard", "t": "tough"}
 #: Images of each noise level (by position in IMAGE_TYPES); ``ref`` carries the easy noise.
 LEVEL_IMAGES: dict[str, tuple[int, ...]] = {
-    "easy": (0, 1, 2, 3, 4, 5), "hard": (6, 7, 8, 9, 10), "tough": (11, 12, 13, 14, 15)}
+    "easy": (0, 1, 2, 3, 4, 5),
+    "hard": (6, 7, 8, 9, 10),
+    "tough": (11, 12, 13, 14, 15),
+}
 #: The three HPatches tasks.
 TASKS: tuple[str, ...] = ("verification", "matching", "retrieval")
 #: The HPatches splits.
@@ -97,36 +98,81 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", embedded_images=6, embedded_patches=40,
-        train_patches=32, test_patches=16,
-        num_pairs=2_000, num_queries=100, num_distractors=300,
-        steps_per_epoch=2, validation_steps=1,
-        epochs_unet=2, epochs_dncnn=2, epochs_descriptor=2,
-        batch_size=16, denoiser_batch_size=16, dncnn_batch_size=8, quality_points=4,
-        descriptor_steps_per_epoch=2, descriptor_validation_steps=1, epochs_retrain=1,
-        dncnn_keep_epoch=1, descriptor_train_patches=16, sweep_points=4,
+        name="smoke",
+        embedded_images=6,
+        embedded_patches=40,
+        train_patches=32,
+        test_patches=16,
+        num_pairs=2_000,
+        num_queries=100,
+        num_distractors=300,
+        steps_per_epoch=2,
+        validation_steps=1,
+        epochs_unet=2,
+        epochs_dncnn=2,
+        epochs_descriptor=2,
+        batch_size=16,
+        denoiser_batch_size=16,
+        dncnn_batch_size=8,
+        quality_points=4,
+        descriptor_steps_per_epoch=2,
+        descriptor_validation_steps=1,
+        epochs_retrain=1,
+        dncnn_keep_epoch=1,
+        descriptor_train_patches=16,
+        sweep_points=4,
     ),
     "cpu": Profile(
-        name="cpu", embedded_images=None, embedded_patches=256,
-        train_patches=128, test_patches=48,
-        num_pairs=100_000, num_queries=2_000, num_distractors=5_000,
-        steps_per_epoch=40, validation_steps=5,
-        epochs_unet=6, epochs_dncnn=4, epochs_descriptor=5,
-        batch_size=50, denoiser_batch_size=50, dncnn_batch_size=16, quality_points=8,
-        descriptor_steps_per_epoch=24, descriptor_validation_steps=5, epochs_retrain=2,
-        dncnn_keep_epoch=3, descriptor_train_patches=24, sweep_points=8,
+        name="cpu",
+        embedded_images=None,
+        embedded_patches=256,
+        train_patches=128,
+        test_patches=48,
+        num_pairs=100_000,
+        num_queries=2_000,
+        num_distractors=5_000,
+        steps_per_epoch=40,
+        validation_steps=5,
+        epochs_unet=6,
+        epochs_dncnn=4,
+        epochs_descriptor=5,
+        batch_size=50,
+        denoiser_batch_size=50,
+        dncnn_batch_size=16,
+        quality_points=8,
+        descriptor_steps_per_epoch=24,
+        descriptor_validation_steps=5,
+        epochs_retrain=2,
+        dncnn_keep_epoch=3,
+        descriptor_train_patches=24,
+        sweep_points=8,
     ),
     "gpu": Profile(
-        name="gpu", embedded_images=None, embedded_patches=1024,
-        train_patches=None, test_patches=None,
-        num_pairs=1_000_000, num_queries=10_000, num_distractors=20_000,
-        steps_per_epoch=None, validation_steps=200,
-        epochs_unet=40, epochs_dncnn=6, epochs_descriptor=40,
-        batch_size=50, denoiser_batch_size=50, dncnn_batch_size=50,
+        name="gpu",
+        embedded_images=None,
+        embedded_patches=1024,
+        train_patches=None,
+        test_patches=None,
+        num_pairs=1_000_000,
+        num_queries=10_000,
+        num_distractors=20_000,
+        steps_per_epoch=None,
+        validation_steps=200,
+        epochs_unet=40,
+        epochs_dncnn=6,
+        epochs_descriptor=40,
+        batch_size=50,
+        denoiser_batch_size=50,
+        dncnn_batch_size=50,
         predict_batch_size=2048,
-        descriptor_steps_per_epoch=2000, descriptor_validation_steps=200, epochs_retrain=13,
-        dncnn_keep_epoch=5, descriptor_train_patches=None,
-        device_sampling=True, mixed_precision="bf16", jit_compile=True,
+        descriptor_steps_per_epoch=2000,
+        descriptor_validation_steps=200,
+        epochs_retrain=13,
+        dncnn_keep_epoch=5,
+        descriptor_train_patches=None,
+        device_sampling=True,
+        mixed_precision="bf16",
+        jit_compile=True,
     ),
 }
 

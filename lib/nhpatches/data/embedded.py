@@ -79,12 +79,21 @@ if TYPE_CHECKING:
 GENERATOR_VERSION = "1.1"
 #: Bundled scikit-image photos (file name, sequence stem), in build order.
 PHOTOS: tuple[tuple[str, str], ...] = (
-    ("camera.png", "camera"), ("astronaut.png", "astronaut"), ("coffee.png", "coffee"),
-    ("brick.png", "brick"), ("chelsea.png", "chelsea"), ("coins.png", "coins"),
-    ("grass.png", "grass"), ("gravel.png", "gravel"),
-    ("motorcycle_left.png", "motorcycle"), ("rocket.jpg", "rocket"), ("page.png", "page"),
-    ("text.png", "text"), ("clock_motion.png", "clockmotion"),
-    ("hubble_deep_field.jpg", "hubble"), ("ihc.png", "ihc"),
+    ("camera.png", "camera"),
+    ("astronaut.png", "astronaut"),
+    ("coffee.png", "coffee"),
+    ("brick.png", "brick"),
+    ("chelsea.png", "chelsea"),
+    ("coins.png", "coins"),
+    ("grass.png", "grass"),
+    ("gravel.png", "gravel"),
+    ("motorcycle_left.png", "motorcycle"),
+    ("rocket.jpg", "rocket"),
+    ("page.png", "page"),
+    ("text.png", "text"),
+    ("clock_motion.png", "clockmotion"),
+    ("hubble_deep_field.jpg", "hubble"),
+    ("ihc.png", "ihc"),
 )
 #: Bundled photos left out: nearly flat at patch scale even after the contrast stretch (median
 #: pixel std of their keypoint patches 5-8 grey levels, against ~41 on real HPatches), so their
@@ -189,8 +198,10 @@ def resolve_images(images: int | SequenceABC[str] | None) -> list[tuple[str, str
     lookup = {key: photo for photo in PHOTOS for key in (photo[0], photo[0].rsplit(".", 1)[0], photo[1])}
     unknown = [name for name in images if name not in lookup]
     if unknown or len(set(images)) < 2:
-        raise ValueError(f"images={list(images)}: need at least 2 distinct bundled photos; unknown "
-                         f"{unknown}; known {[stem for _, stem in PHOTOS]}")
+        raise ValueError(
+            f"images={list(images)}: need at least 2 distinct bundled photos; unknown "
+            f"{unknown}; known {[stem for _, stem in PHOTOS]}"
+        )
     return list(dict.fromkeys(lookup[name] for name in images))
 
 
@@ -200,23 +211,31 @@ def make_splits(stems: SequenceABC[str], seed: int) -> dict:
     splits = {}
     for index, split in enumerate("abc"):
         test_stems = set(np.random.default_rng([seed, index]).permutation(list(stems))[:num_test])
-        sides = {side: [stem for stem in stems if (stem in test_stems) == (side == "test")]
-                 for side in ("test", "train")}
-        splits[split] = {"name": split,
-                         **{side: [f"{p}_{s}" for p in "iv" for s in chosen] for side, chosen in sides.items()}}
+        sides = {
+            side: [stem for stem in stems if (stem in test_stems) == (side == "test")] for side in ("test", "train")
+        }
+        splits[split] = {
+            "name": split,
+            **{side: [f"{p}_{s}" for p in "iv" for s in chosen] for side, chosen in sides.items()},
+        }
     splits["illum"] = {"name": "illum", "test": [f"i_{stem}" for stem in stems]}
     splits["view"] = {"name": "view", "test": [f"v_{stem}" for stem in stems]}
     splits["full"] = {"name": "full", "test": splits["illum"]["test"] + splits["view"]["test"]}
     return splits
 
 
-def build_parameters(seed: int = 0, max_patches_per_sequence: int = 256,
-                     images: int | SequenceABC[str] | None = None) -> dict:
+def build_parameters(
+    seed: int = 0, max_patches_per_sequence: int = 256, images: int | SequenceABC[str] | None = None
+) -> dict:
     """The parameters a manifest must match for a dataset to be reused."""
-    return {"generator_version": GENERATOR_VERSION, "seed": int(seed),
-            "max_patches_per_sequence": int(max_patches_per_sequence),
-            "images": [file_name for file_name, _ in resolve_images(images)],
-            "noise_std": dict(NOISE_STD), "max_side": MAX_SIDE}
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "max_patches_per_sequence": int(max_patches_per_sequence),
+        "images": [file_name for file_name, _ in resolve_images(images)],
+        "noise_std": dict(NOISE_STD),
+        "max_side": MAX_SIDE,
+    }
 
 
 def build_photo_sequences(folder: Path, file_name: str, stem: str, parameters: Mapping) -> dict:
@@ -248,11 +267,16 @@ def _write_dataset(folder: Path, parameters: Mapping, workers: int) -> dict:
     sequences = _build_all(folder, photos, parameters, workers)
     splits = make_splits([stem for _, stem in photos], parameters["seed"])
     (folder / "splits.json").write_text(json.dumps(splits, indent=1))
-    manifest = {"generator": "nhpatches.embedded", "parameters": dict(parameters),
-                "jitter": {NOISE_LEVELS[key]: value for key, value in JITTER.items()},
-                "magnification": MAGNIFICATION, "patch_size": PATCH_SIZE, "sequences": sequences,
-                "num_patches": sum(entry["num_patches"] for entry in sequences.values()),
-                "build_seconds": round(time.perf_counter() - started, 2)}
+    manifest = {
+        "generator": "nhpatches.embedded",
+        "parameters": dict(parameters),
+        "jitter": {NOISE_LEVELS[key]: value for key, value in JITTER.items()},
+        "magnification": MAGNIFICATION,
+        "patch_size": PATCH_SIZE,
+        "sequences": sequences,
+        "num_patches": sum(entry["num_patches"] for entry in sequences.values()),
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -273,8 +297,13 @@ def default_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def build_embedded_dataset(out_dir: Path | str, seed: int = 0, max_patches_per_sequence: int = 256,
-                           images: int | SequenceABC[str] | None = None, workers: int | None = None) -> Path:
+def build_embedded_dataset(
+    out_dir: Path | str,
+    seed: int = 0,
+    max_patches_per_sequence: int = 256,
+    images: int | SequenceABC[str] | None = None,
+    workers: int | None = None,
+) -> Path:
     """Build the embedded dataset in a temporary sibling folder and move it to out_dir.
 
     workers (default: the CPU cores, at most 4) only changes the speed, never the data.
@@ -306,12 +335,20 @@ def is_complete(data_dir: Path | str, parameters: Mapping) -> bool:
     if manifest is None or manifest.get("parameters") != json.loads(json.dumps(dict(parameters))):
         return False
     names = manifest.get("sequences", {})
-    return bool(names) and (Path(data_dir) / "splits.json").is_file() and all(
-        (Path(data_dir) / name / f"t5{NOISE_SUFFIX}.png").is_file() for name in names)
+    return (
+        bool(names)
+        and (Path(data_dir) / "splits.json").is_file()
+        and all((Path(data_dir) / name / f"t5{NOISE_SUFFIX}.png").is_file() for name in names)
+    )
 
 
-def ensure_embedded_dataset(out_dir: Path | str, seed: int = 0, max_patches_per_sequence: int = 256,
-                            images: int | SequenceABC[str] | None = None, workers: int | None = None) -> Path:
+def ensure_embedded_dataset(
+    out_dir: Path | str,
+    seed: int = 0,
+    max_patches_per_sequence: int = 256,
+    images: int | SequenceABC[str] | None = None,
+    workers: int | None = None,
+) -> Path:
     """Reuse out_dir if its manifest matches the parameters, else (re)build it."""
     parameters = build_parameters(seed, max_patches_per_sequence, images)
     if is_complete(out_dir, parameters):
@@ -338,13 +375,17 @@ def _pair_statistics(reference: np.ndarray, target: np.ndarray) -> dict[str, flo
     positive = np.diag(distances)
     ranks = 1 + (distances < positive[:, None]).sum(axis=1)
     count = len(positive)
-    return {"positive_distance": positive.mean(),
-            "negative_distance": (distances.sum() - positive.sum()) / (count * (count - 1)),
-            "matching_mrr": np.mean(1.0 / ranks), "nn_accuracy": np.mean(ranks == 1)}
+    return {
+        "positive_distance": positive.mean(),
+        "negative_distance": (distances.sum() - positive.sum()) / (count * (count - 1)),
+        "matching_mrr": np.mean(1.0 / ranks),
+        "nn_accuracy": np.mean(ranks == 1),
+    }
 
 
-def measure_realism(sequences: Mapping[str, Sequence], noisy: bool = False,
-                    max_patches: int | None = None) -> pd.DataFrame:
+def measure_realism(
+    sequences: Mapping[str, Sequence], noisy: bool = False, max_patches: int | None = None
+) -> pd.DataFrame:
     """Per level e/h/t: mean positive/negative distance, matching MRR and NN accuracy (pixel descriptor).
 
     Averages ref -> {level}k over k = 1..5 and the sequences (clean patches unless noisy=True).
@@ -357,9 +398,17 @@ def measure_realism(sequences: Mapping[str, Sequence], noisy: bool = False,
         for sequence in sequences.values():
             patches = (sequence.noisy if noisy else sequence.clean)[:, :max_patches]
             reference = pixel_descriptors(patches[0])
-            stats += [_pair_statistics(reference, pixel_descriptors(patches[IMAGE_TYPES.index(f"{level}{k}")]))
-                      for k in range(1, 6)]
-        rows.append({"level": level, "noise_level": noise_level, **pd.DataFrame(stats).mean().to_dict(),
-                     "num_sequences": len(sequences),
-                     "num_patches": sum(min(s.num_patches, max_patches or s.num_patches) for s in sequences.values())})
+            stats += [
+                _pair_statistics(reference, pixel_descriptors(patches[IMAGE_TYPES.index(f"{level}{k}")]))
+                for k in range(1, 6)
+            ]
+        rows.append(
+            {
+                "level": level,
+                "noise_level": noise_level,
+                **pd.DataFrame(stats).mean().to_dict(),
+                "num_sequences": len(sequences),
+                "num_patches": sum(min(s.num_patches, max_patches or s.num_patches) for s in sequences.values()),
+            }
+        )
     return pd.DataFrame(rows).set_index("level")

@@ -26,7 +26,10 @@ from nhpatches.data.hpatches import (
 
 #: Jitter per level: (max rotation deg, min per-axis scale, max per-axis scale, max translation).
 JITTER: Mapping[str, tuple[float, float, float, float]] = {
-    "e": (12.9, 0.88, 1.14, 0.13), "h": (26.0, 0.77, 1.30, 0.26), "t": (40.4, 0.67, 1.50, 0.40)}
+    "e": (12.9, 0.88, 1.14, 0.13),
+    "h": (26.0, 0.77, 1.30, 0.26),
+    "t": (40.4, 0.67, 1.50, 0.40),
+}
 #: Patch half-width in units of the detection scale (HPatches' magnification factor).
 MAGNIFICATION = 5.0
 #: Smallest detection scale (px) and number of DoG octaves.
@@ -78,8 +81,9 @@ def _dog_extrema(dog: np.ndarray, threshold: float, edge_ratio: float = 10.0) ->
     layer, y, x = np.nonzero(peaks)
     dxx = dog[layer, y, x + 1] + dog[layer, y, x - 1] - 2 * dog[layer, y, x]
     dyy = dog[layer, y + 1, x] + dog[layer, y - 1, x] - 2 * dog[layer, y, x]
-    dxy = (dog[layer, y + 1, x + 1] - dog[layer, y + 1, x - 1]
-           - dog[layer, y - 1, x + 1] + dog[layer, y - 1, x - 1]) / 4
+    dxy = (
+        dog[layer, y + 1, x + 1] - dog[layer, y + 1, x - 1] - dog[layer, y - 1, x + 1] + dog[layer, y - 1, x - 1]
+    ) / 4
     det = dxx * dyy - dxy**2
     good = (det > 0) & ((dxx + dyy) ** 2 * edge_ratio < (edge_ratio + 1) ** 2 * det)
     return np.stack([layer, y, x, np.abs(dog[layer, y, x])], axis=1)[good]
@@ -104,8 +108,7 @@ def _dominant_angles(layer_image: np.ndarray, points: np.ndarray, sigma: float) 
     return (np.argmax(histogram, axis=1) + 0.5) * (2 * np.pi / 36)
 
 
-def detect_keypoints(image: np.ndarray, max_keypoints: int | None = None,
-                     threshold: float = 0.001) -> Frames:
+def detect_keypoints(image: np.ndarray, max_keypoints: int | None = None, threshold: float = 0.001) -> Frames:
     """DoG keypoints (sigma >= 2 px, the strongest max_keypoints) with one dominant orientation.
 
     Radii are MAGNIFICATION * sigma. Shape: image (H, W) float 0..255 -> Frames of n points
@@ -142,8 +145,11 @@ def circle_iou(centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
     d = np.maximum(dist, 1e-9)
     cos1 = np.clip((d**2 + r1**2 - r2**2) / (2 * d * r1), -1, 1)
     cos2 = np.clip((d**2 + r2**2 - r1**2) / (2 * d * r2), -1, 1)
-    lens = (r1**2 * np.arccos(cos1) + r2**2 * np.arccos(cos2)
-            - 0.5 * np.sqrt(np.clip((-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2), 0, None)))
+    lens = (
+        r1**2 * np.arccos(cos1)
+        + r2**2 * np.arccos(cos2)
+        - 0.5 * np.sqrt(np.clip((-d + r1 + r2) * (d + r1 - r2) * (d - r1 + r2) * (d + r1 + r2), 0, None))
+    )
     inner = np.pi * np.minimum(r1, r2) ** 2
     intersection = np.where(dist >= r1 + r2, 0.0, np.where(dist <= np.abs(r1 - r2), inner, lens))
     return intersection / (np.pi * r1**2 + np.pi * r2**2 - intersection)
@@ -156,7 +162,7 @@ def thin_overlapping(frames: Frames, rng: np.random.Generator, max_iou: float = 
     alive = np.ones(len(order), dtype=bool)
     for index in range(len(order)):
         if alive[index]:
-            alive[index + 1:] &= ~conflicts[index, index + 1:]
+            alive[index + 1 :] &= ~conflicts[index, index + 1 :]
     return frames.take(np.sort(order[alive]))
 
 
@@ -182,8 +188,7 @@ def apply_homography(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
     return mapped / scale[..., None]
 
 
-def random_homography(shape: tuple[int, int], strength: float, kind: str,
-                      rng: np.random.Generator) -> np.ndarray:
+def random_homography(shape: tuple[int, int], strength: float, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Ground-truth homography reference -> target: zoom, rotation and corner perspective.
 
     'viewpoint' grows with strength in (0, 1]; 'illumination' is a ~1 px perturbation.
@@ -209,10 +214,11 @@ def warp_image(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
     middle = np.array([(image.shape[1] - 1) / 2, (image.shape[0] - 1) / 2])
     zoom = np.sqrt(np.abs(np.linalg.det(homography)) / np.abs(middle @ homography[2, :2] + homography[2, 2]) ** 3)
     blurred = ndimage.gaussian_filter(image, 0.5 * np.sqrt(max(1 / zoom**2 - 1, 0)))
-    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+    ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float32)
     source = apply_homography(np.linalg.inv(homography), np.stack([xs, ys], axis=-1))
-    return ndimage.map_coordinates(blurred, [source[..., 1], source[..., 0]], order=1,
-                                   mode="nearest").astype(np.float32)
+    return ndimage.map_coordinates(blurred, [source[..., 1], source[..., 0]], order=1, mode="nearest").astype(
+        np.float32
+    )
 
 
 # --------------------------------------------------------------------------- photometry
@@ -223,7 +229,7 @@ def illumination_field(shape: tuple[int, int], strength: float, rng: np.random.G
 
     Shape: -> (H, W) float32, values >= 0.2
     """
-    ys, xs = np.mgrid[-1:1:shape[0] * 1j, -1:1:shape[1] * 1j]
+    ys, xs = np.mgrid[-1 : 1 : shape[0] * 1j, -1 : 1 : shape[1] * 1j]
     gradient = rng.uniform(-0.4, 0.4, 2) * strength
     vignette = rng.uniform(0, 0.35) * strength
     blob_center, blob_gain = rng.uniform(-1, 1, 2), rng.uniform(-0.35, 0.35) * strength
@@ -246,8 +252,9 @@ def photometric_change(image: np.ndarray, strength: float, rng: np.random.Genera
     return np.clip(np.round(changed), 0, 255).astype(np.float32)
 
 
-def make_targets(reference: np.ndarray, kind: str, rng: np.random.Generator
-                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def make_targets(
+    reference: np.ndarray, kind: str, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The 5 target images and their ground-truth homographies (reference -> target k)."""
     images, homographies = [], []
     for k in range(1, 6):
@@ -289,8 +296,7 @@ def _rotations(angles: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
 
 
-def frame_matrices(frames: Frames, linear: np.ndarray | None = None,
-                   shift: np.ndarray | None = None) -> np.ndarray:
+def frame_matrices(frames: Frames, linear: np.ndarray | None = None, shift: np.ndarray | None = None) -> np.ndarray:
     """Affine maps from frame units (-1..1) to reference (x, y), with optional jitter.
 
     Shape: -> (n, 3, 3)
@@ -317,8 +323,13 @@ def project_grid(matrices: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return points.reshape((len(matrices),) + grid.shape)
 
 
-def frame_points(frames: Frames, grid: np.ndarray, linear: np.ndarray | None = None,
-                 shift: np.ndarray | None = None, homography: np.ndarray | None = None) -> np.ndarray:
+def frame_points(
+    frames: Frames,
+    grid: np.ndarray,
+    linear: np.ndarray | None = None,
+    shift: np.ndarray | None = None,
+    homography: np.ndarray | None = None,
+) -> np.ndarray:
     """(x, y) of patch-grid points of (jittered) frames, in the reference or through a homography.
 
     Shape: grid (..., 2) -> (n, ..., 2)
@@ -354,8 +365,9 @@ def sample_patches(pyramid: list[np.ndarray], points: np.ndarray, steps: np.ndar
     for level in np.unique(levels):
         chosen = levels == level
         scaled = points[chosen] / 2.0**level
-        patches[chosen] = ndimage.map_coordinates(pyramid[level], [scaled[..., 1], scaled[..., 0]],
-                                                  order=1, mode="nearest")
+        patches[chosen] = ndimage.map_coordinates(
+            pyramid[level], [scaled[..., 1], scaled[..., 0]], order=1, mode="nearest"
+        )
     return np.clip(np.round(patches), 0, 255).astype(np.uint8)
 
 
@@ -376,8 +388,12 @@ def _jitter_all(count: int, rng: np.random.Generator) -> dict[str, tuple[np.ndar
     return {image_type: draw_jitter(count, image_type[0], rng) for image_type in IMAGE_TYPES[1:]}
 
 
-def _valid_frames(frames: Frames, jitters: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                  shape: tuple[int, int], homographies: SequenceABC[np.ndarray]) -> np.ndarray:
+def _valid_frames(
+    frames: Frames,
+    jitters: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    shape: tuple[int, int],
+    homographies: SequenceABC[np.ndarray],
+) -> np.ndarray:
     """Frames inside the reference and, after every jitter, inside the reference and the target."""
     keep = _inside(frame_points(frames, _corners()), shape)
     for image_type, (linear, shift) in jitters.items():
@@ -387,9 +403,13 @@ def _valid_frames(frames: Frames, jitters: Mapping[str, tuple[np.ndarray, np.nda
     return keep
 
 
-def extract_sequence(reference: np.ndarray, targets: SequenceABC[np.ndarray],
-                     homographies: SequenceABC[np.ndarray], max_patches: int,
-                     rng: np.random.Generator) -> np.ndarray:
+def extract_sequence(
+    reference: np.ndarray,
+    targets: SequenceABC[np.ndarray],
+    homographies: SequenceABC[np.ndarray],
+    max_patches: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """The 16 clean strips of a sequence, HPatches protocol, 65 px sampled then resized to 32.
 
     Shape: reference and targets (H, W) -> (16, N, 32, 32) uint8
@@ -399,8 +419,11 @@ def extract_sequence(reference: np.ndarray, targets: SequenceABC[np.ndarray],
     valid = np.flatnonzero(_valid_frames(frames, jitters, reference.shape, homographies))
     chosen = rng.permutation(valid)[:max_patches]
     frames, grid = frames.take(chosen), _patch_grid()
-    strips = [sample_patches(gaussian_pyramid(reference), frame_points(frames, grid),
-                             frames.radii / (RELEASE_PATCH_SIZE // 2))]
+    strips = [
+        sample_patches(
+            gaussian_pyramid(reference), frame_points(frames, grid), frames.radii / (RELEASE_PATCH_SIZE // 2)
+        )
+    ]
     pyramids = [gaussian_pyramid(target) for target in targets]
     for image_type in IMAGE_TYPES[1:]:
         linear, shift = (part[chosen] for part in jitters[image_type])

@@ -196,12 +196,16 @@ def read_strip(path: Path | str) -> np.ndarray:
     except (OSError, SyntaxError) as exc:
         raise layout_error(path, f"not a readable PNG image ({exc})") from None
     if mode != "L" or pixels.ndim != 2 or pixels.dtype != np.uint8:
-        raise layout_error(path, f"expected a 2-D uint8 grayscale strip (PIL mode L), got mode "
-                                 f"{mode} with shape {pixels.shape} and dtype {pixels.dtype}")
+        raise layout_error(
+            path,
+            f"expected a 2-D uint8 grayscale strip (PIL mode L), got mode "
+            f"{mode} with shape {pixels.shape} and dtype {pixels.dtype}",
+        )
     height, width = pixels.shape
     if width == 0 or height % width != 0:
-        raise layout_error(path, f"height % width must be 0 (strip of square patches), got "
-                                 f"height {height} and width {width}")
+        raise layout_error(
+            path, f"height % width must be 0 (strip of square patches), got height {height} and width {width}"
+        )
     return pixels.reshape(height // width, width, width)
 
 
@@ -217,13 +221,17 @@ def _present_kinds(seq_dir: Path) -> dict[str, list[Path]]:
         paths = _strip_paths(seq_dir, suffix)
         missing = [path.name for path in paths if not path.is_file()]
         if len(missing) < len(paths) and missing:
-            raise layout_error(seq_dir, f"all 16 {kind} strips must exist; missing {', '.join(missing)}",
-                               FileNotFoundError)
+            raise layout_error(
+                seq_dir, f"all 16 {kind} strips must exist; missing {', '.join(missing)}", FileNotFoundError
+            )
         if not missing:
             kinds[kind] = paths
     if not kinds:
-        raise layout_error(seq_dir, "all 16 strips must exist; found neither the clean "
-                                    "<type>.png nor the noisy <type>_noise.png set", FileNotFoundError)
+        raise layout_error(
+            seq_dir,
+            "all 16 strips must exist; found neither the clean <type>.png nor the noisy <type>_noise.png set",
+            FileNotFoundError,
+        )
     return kinds
 
 
@@ -233,11 +241,17 @@ def read_strip_set(paths: list[Path], width: int | None) -> np.ndarray:
     for path in paths:
         strip = read_strip(path)
         if width is not None and strip.shape[-1] != width:
-            raise layout_error(path, f"all strips must have the same width; got {strip.shape[-1]} px, "
-                                     f"expected {width} px like {paths[0].name}")
+            raise layout_error(
+                path,
+                f"all strips must have the same width; got {strip.shape[-1]} px, "
+                f"expected {width} px like {paths[0].name}",
+            )
         if strips and strip.shape[0] != strips[0].shape[0]:
-            raise layout_error(path, f"all 16 strips must hold the same number of patches N; got "
-                                     f"{strip.shape[0]}, expected {strips[0].shape[0]} like {paths[0].name}")
+            raise layout_error(
+                path,
+                f"all 16 strips must hold the same number of patches N; got "
+                f"{strip.shape[0]}, expected {strips[0].shape[0]} like {paths[0].name}",
+            )
         width = strip.shape[-1]
         strips.append(strip)
     return np.stack(strips)
@@ -247,8 +261,11 @@ def _check_pair(seq_dir: Path, clean: np.ndarray | None, noisy: np.ndarray | Non
     """Check N >= 2 and that clean and noisy strips agree in N."""
     arrays = [array for array in (clean, noisy) if array is not None]
     if clean is not None and noisy is not None and clean.shape[1] != noisy.shape[1]:
-        raise layout_error(seq_dir, f"clean and noisy strips must hold the same number of patches; "
-                                    f"got N={clean.shape[1]} clean and N={noisy.shape[1]} noisy")
+        raise layout_error(
+            seq_dir,
+            f"clean and noisy strips must hold the same number of patches; "
+            f"got N={clean.shape[1]} clean and N={noisy.shape[1]} noisy",
+        )
     if arrays[0].shape[1] < 2:
         raise layout_error(seq_dir, f"a sequence needs N >= 2 patches; got N={arrays[0].shape[1]}")
 
@@ -259,8 +276,9 @@ def check_sequence_name(seq_dir: Path) -> None:
         raise layout_error(seq_dir, f"sequence folder name {seq_dir.name!r} does not match ^[iv]_[a-z0-9]+$")
 
 
-def load_sequence(seq_dir: Path | str, noise_seed: int = 0, patch_size: int = PATCH_SIZE,
-                  max_patches: int | None = None) -> Sequence:
+def load_sequence(
+    seq_dir: Path | str, noise_seed: int = 0, patch_size: int = PATCH_SIZE, max_patches: int | None = None
+) -> Sequence:
     """Load and validate one sequence folder; synthesise noisy patches if it has none.
 
     Shape: Sequence.clean / .noisy (16, N, patch_size, patch_size) uint8.
@@ -274,8 +292,9 @@ def load_sequence(seq_dir: Path | str, noise_seed: int = 0, patch_size: int = PA
     width = None if clean is None else clean.shape[-1]
     noisy = read_strip_set(kinds["noisy"], width) if "noisy" in kinds else None
     _check_pair(seq_dir, clean, noisy)
-    clean, noisy = (None if array is None else resize_patches(array[:, :max_patches], patch_size)
-                    for array in (clean, noisy))
+    clean, noisy = (
+        None if array is None else resize_patches(array[:, :max_patches], patch_size) for array in (clean, noisy)
+    )
     if noisy is None:
         noisy = make_noisy(clean, sequence_noise_seed(noise_seed, seq_dir.name))
     return Sequence(seq_dir.name, clean, noisy)
@@ -288,11 +307,13 @@ def sequence_dirs(data_dir: Path) -> list[Path]:
     """Sub-folders of data_dir that hold a ref strip (clean or noisy), sorted by name."""
     if not data_dir.is_dir():
         raise layout_error(data_dir, "data directory not found", FileNotFoundError)
-    found = [path for path in sorted(data_dir.iterdir()) if path.is_dir()
-             and ((path / "ref.png").is_file() or (path / f"ref{NOISE_SUFFIX}.png").is_file())]
+    found = [
+        path
+        for path in sorted(data_dir.iterdir())
+        if path.is_dir() and ((path / "ref.png").is_file() or (path / f"ref{NOISE_SUFFIX}.png").is_file())
+    ]
     if not found:
-        raise layout_error(data_dir, "no sequence folders with a ref.png or ref_noise.png strip",
-                           FileNotFoundError)
+        raise layout_error(data_dir, "no sequence folders with a ref.png or ref_noise.png strip", FileNotFoundError)
     return found
 
 
@@ -303,8 +324,10 @@ def detect_layout(data_dir: Path | str) -> str:
     has_noise = (first / f"ref{NOISE_SUFFIX}.png").is_file()
     if (data_dir / MANIFEST_NAME).is_file():
         if not has_noise:
-            raise layout_error(data_dir, f"{MANIFEST_NAME} marks an embedded dataset, but {first.name} "
-                                         "has no noisy <type>_noise.png strips")
+            raise layout_error(
+                data_dir,
+                f"{MANIFEST_NAME} marks an embedded dataset, but {first.name} has no noisy <type>_noise.png strips",
+            )
         return "embedded"
     return "nhpatches" if has_noise else "release"
 
@@ -326,8 +349,10 @@ def read_splits_file(path: Path | str) -> dict:
         raise layout_error(path, "splits file must be a JSON object keyed by split name")
     for name, entry in splits.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("test"), list) or not entry["test"]:
-            raise layout_error(path, f"split {name!r} must be an object with a non-empty 'test' list "
-                                     "(and optionally 'train' and 'name')")
+            raise layout_error(
+                path,
+                f"split {name!r} must be an object with a non-empty 'test' list (and optionally 'train' and 'name')",
+            )
         for key in ("test", "train"):
             names = entry.get(key, [])
             if not isinstance(names, list) or not all(isinstance(n, str) and _SEQUENCE_NAME.match(n) for n in names):
@@ -350,8 +375,11 @@ def split_sequence_names(splits: Mapping, split: str, subset: str) -> list[str]:
     if subset not in ("test", "train", "all"):
         raise ValueError(f"unknown subset {subset!r}; expected 'test', 'train' or 'all'")
     entry = splits[split]
-    names = {"test": entry["test"], "train": entry.get("train", []),
-             "all": list(entry["test"]) + list(entry.get("train", []))}[subset]
+    names = {
+        "test": entry["test"],
+        "train": entry.get("train", []),
+        "all": list(entry["test"]) + list(entry.get("train", [])),
+    }[subset]
     if not names:
         raise ValueError(f"split {split!r} has no {subset!r} sequences")
     return list(names)
@@ -368,9 +396,14 @@ def _select(names: list[str], sequences: Iterable[str] | None, split: str, subse
     return [name for name in names if name in set(wanted)]
 
 
-def load_dataset(data_dir: Path | str, split: str = "a", subset: str = "test",
-                 sequences: SequenceABC[str] | None = None, max_patches: int | None = None,
-                 noise_seed: int = 0) -> dict[str, Sequence]:
+def load_dataset(
+    data_dir: Path | str,
+    split: str = "a",
+    subset: str = "test",
+    sequences: SequenceABC[str] | None = None,
+    max_patches: int | None = None,
+    noise_seed: int = 0,
+) -> dict[str, Sequence]:
     """Load the split's sequences (in split order), validating the whole layout first."""
     data_dir = Path(data_dir)
     detect_layout(data_dir)
@@ -378,10 +411,12 @@ def load_dataset(data_dir: Path | str, split: str = "a", subset: str = "test",
     missing = [name for name in names if not (data_dir / name).is_dir()]
     if missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
-        raise layout_error(data_dir, f"split {split!r} ({subset}) needs {len(missing)} sequence folders "
-                                     f"that are missing: {shown}", FileNotFoundError)
-    return {name: load_sequence(data_dir / name, noise_seed=noise_seed, max_patches=max_patches)
-            for name in names}
+        raise layout_error(
+            data_dir,
+            f"split {split!r} ({subset}) needs {len(missing)} sequence folders that are missing: {shown}",
+            FileNotFoundError,
+        )
+    return {name: load_sequence(data_dir / name, noise_seed=noise_seed, max_patches=max_patches) for name in names}
 
 
 def dataset_fingerprint(data_dir: Path | str) -> str:

@@ -29,8 +29,9 @@ def sweep_noise_field(shape: tuple[int, ...], seed: int) -> np.ndarray:
     """
     if len(shape) != 4 or shape[0] != len(IMAGE_TYPES):
         raise ValueError(f"expected a sequence shape (16, N, P, P), got {shape}")
-    return np.stack([np.random.default_rng([seed, index]).standard_normal(shape[1:], dtype=np.float32)
-                     for index in range(shape[0])])
+    return np.stack(
+        [np.random.default_rng([seed, index]).standard_normal(shape[1:], dtype=np.float32) for index in range(shape[0])]
+    )
 
 
 def renoise(clean16: np.ndarray, sigma: float, seed: int) -> np.ndarray:

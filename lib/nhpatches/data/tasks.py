@@ -143,9 +143,7 @@ def generate_retrieval_lists(
     return queries, np.stack([ds[first], di[first]], axis=1)
 
 
-def _texture_flags(
-    sizes: Mapping[str, int], clean_ref: Mapping[str, np.ndarray] | None
-) -> list[np.ndarray] | None:
+def _texture_flags(sizes: Mapping[str, int], clean_ref: Mapping[str, np.ndarray] | None) -> list[np.ndarray] | None:
     """Per sequence, whether each clean ref patch passes the texture filter (std > 10)."""
     if clean_ref is None:
         return None
@@ -219,8 +217,8 @@ def focus_tasks(taskset: TaskSet, sequence: str) -> TaskSet:
 
 def task_counts(taskset: TaskSet) -> dict[str, int]:
     """Rows per task list."""
-    counts = {kind: int(len(rows)) for kind, rows in taskset.verification.items()}
-    counts.update(queries=int(len(taskset.queries)), distractors=int(len(taskset.distractors)))
+    counts = {kind: len(rows) for kind, rows in taskset.verification.items()}
+    counts.update(queries=len(taskset.queries), distractors=len(taskset.distractors))
     return counts
 
 
@@ -302,12 +300,24 @@ def write_tasks(taskset: TaskSet, directory: str | os.PathLike[str]) -> None:
     provenance_path = directory / f"tasks_provenance_split-{taskset.split}.json"
     provenance_path.unlink(missing_ok=True)
     for kind, stem in VERIFICATION_FILES.items():
-        _write_rows(directory / task_file_name(stem, taskset.split), VERIFICATION_HEADER,
-                    taskset.verification[kind], taskset.sequences)
-    _write_rows(directory / task_file_name(RETRIEVAL_FILES["queries"], taskset.split), RETRIEVAL_HEADER,
-                taskset.queries, taskset.sequences)
-    _write_rows(directory / task_file_name(RETRIEVAL_FILES["distractors"], taskset.split), RETRIEVAL_HEADER,
-                taskset.distractors, taskset.sequences)
+        _write_rows(
+            directory / task_file_name(stem, taskset.split),
+            VERIFICATION_HEADER,
+            taskset.verification[kind],
+            taskset.sequences,
+        )
+    _write_rows(
+        directory / task_file_name(RETRIEVAL_FILES["queries"], taskset.split),
+        RETRIEVAL_HEADER,
+        taskset.queries,
+        taskset.sequences,
+    )
+    _write_rows(
+        directory / task_file_name(RETRIEVAL_FILES["distractors"], taskset.split),
+        RETRIEVAL_HEADER,
+        taskset.distractors,
+        taskset.sequences,
+    )
     _update_splits(directory / "splits.json", taskset.split, taskset.sequences)
     record = {key: value for key, value in taskset.provenance.items() if key != "path"}
     _write_json(provenance_path, {**record, "split": taskset.split, "counts": task_counts(taskset)})
@@ -346,8 +356,10 @@ def _column(frame: pd.DataFrame, column: str, sequences: tuple[str, ...], path: 
         codes = pd.Categorical(frame[column], categories=list(sequences)).codes.astype(np.int64)
         bad = np.flatnonzero(codes < 0)
         if len(bad):
-            raise ValueError(f"data row {bad[0] + 1}, column {column}: sequence {frame[column].iloc[bad[0]]!r} "
-                             f"is not a test sequence of the split")
+            raise ValueError(
+                f"data row {bad[0] + 1}, column {column}: sequence {frame[column].iloc[bad[0]]!r} "
+                f"is not a test sequence of the split"
+            )
         return codes
     values = pd.to_numeric(frame[column], errors="raise")
     if not pd.api.types.is_integer_dtype(values) or (len(values) and values.min() < 0):

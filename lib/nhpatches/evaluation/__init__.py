@@ -8,5 +8,15 @@ from nhpatches.evaluation.hpatches import evaluate, evaluate_matching, evaluate_
 from nhpatches.evaluation.metrics import DISTANCES, POOL_SIZES, average_precision, balanced_auc
 from nhpatches.evaluation.results import format_results, results_to_frame
 
-__all__ = ["DISTANCES", "POOL_SIZES", "average_precision", "balanced_auc", "evaluate", "evaluate_matching",
-           "evaluate_retrieval", "evaluate_verification", "format_results", "results_to_frame"]
+__all__ = [
+    "DISTANCES",
+    "POOL_SIZES",
+    "average_precision",
+    "balanced_auc",
+    "evaluate",
+    "evaluate_matching",
+    "evaluate_retrieval",
+    "evaluate_verification",
+    "format_results",
+    "results_to_frame",
+]

@@ -98,9 +98,11 @@ def write_descriptor_dir(descriptors: Mapping[str, np.ndarray], path: str | os.P
 def _writer(rows: np.ndarray, fmt: str) -> Callable[[str], None]:
     """A function writing ``rows`` to a temp path in ``fmt`` (9 significant digits round-trip float32)."""
     if fmt == "npy":
+
         def write(temp: str) -> None:
             """Save as .npy."""
             with open(temp, "wb") as handle:
                 np.save(handle, rows)
+
         return write
     return lambda temp: np.savetxt(temp, rows, fmt="%.9g", delimiter=",")

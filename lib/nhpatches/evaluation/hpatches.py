@@ -201,9 +201,7 @@ def _prefix_masks(names: Sequence[str], seq_index: np.ndarray) -> dict[str, np.n
     return {p: m for p, m in masks.items() if m.any()}
 
 
-def _verification(
-    arrays: Sequence[np.ndarray], tasks: TaskSet, metric: str, progress: bool | None
-) -> dict[str, Any]:
+def _verification(arrays: Sequence[np.ndarray], tasks: TaskSet, metric: str, progress: bool | None) -> dict[str, Any]:
     """Verification results from prepared arrays."""
     lists = tasks.verification
     distances = _verification_distances(arrays, lists, metric, progress)
@@ -217,7 +215,7 @@ def _verification(
     tables = _verification_tables(subsets)
     result = tables.pop("all")
     result["ap_per_prefix"] = {prefix: table["mAP"] for prefix, table in tables.items()}
-    result["counts"] = {kind: int(len(rows)) for kind, rows in lists.items()}
+    result["counts"] = {kind: len(rows) for kind, rows in lists.items()}
     return result
 
 
@@ -423,8 +421,8 @@ def _retrieval_summary(ap: np.ndarray, pools: tuple[int, ...], tasks: TaskSet) -
         "ap_per_noise": {n: float(table[a].mean()) for a, n in enumerate(noises)},
         "mAP": float(table.mean()),
         "mAP_official_float32": float(np.mean(np.mean(table.astype(np.float32), axis=0))),
-        "n_queries": int(len(ap)),
-        "n_distractors": int(len(tasks.distractors)),
+        "n_queries": len(ap),
+        "n_distractors": len(tasks.distractors),
         "pool_sizes": list(pools),
     }
     masks = _prefix_masks(tasks.sequences, tasks.queries[:, 0])

@@ -50,9 +50,7 @@ def check_ranked_input(distances: Any, labels: Any) -> tuple[np.ndarray, np.ndar
     dist = np.asarray(distances, dtype=np.float64)
     lab = np.asarray(labels)
     if dist.ndim != 1 or lab.shape != dist.shape:
-        raise ValueError(
-            f"distances and labels must be 1-D of equal length, got {dist.shape} and {lab.shape}"
-        )
+        raise ValueError(f"distances and labels must be 1-D of equal length, got {dist.shape} and {lab.shape}")
     if not np.all(np.isfinite(dist)):
         raise ValueError("distances must be finite (no NaN or inf)")
     if not np.all((lab == 0) | (lab == 1)):
@@ -84,9 +82,7 @@ def balanced_auc(distances: Any, labels: Any) -> float:
 
 
 # ----------------------------------------------------------------------------- inputs
-def prepare_descriptors(
-    descriptors: Mapping[str, np.ndarray], sequences: Sequence[str]
-) -> list[np.ndarray]:
+def prepare_descriptors(descriptors: Mapping[str, np.ndarray], sequences: Sequence[str]) -> list[np.ndarray]:
     """Validate descriptors of the test sequences; float32 (16, N, D) arrays in split order."""
     if not isinstance(descriptors, Mapping):
         raise ValueError("descriptors must be a mapping: sequence name -> (16, N, D) array")

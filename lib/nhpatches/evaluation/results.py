@@ -62,9 +62,7 @@ def _verification_lines(verification: Mapping[str, Any] | None) -> list[str]:
     lines = ["", "verification       AP inter  AP intra  AUC inter  AUC intra"]
     for noise, name in NOISE_LEVELS.items():
         ap, auc = verification["ap_imbalanced"][noise], verification["auc_balanced"][noise]
-        lines.append(
-            f"  {name:<15}{ap['inter']:>10.4f}{ap['intra']:>10.4f}{auc['inter']:>11.4f}{auc['intra']:>11.4f}"
-        )
+        lines.append(f"  {name:<15}{ap['inter']:>10.4f}{ap['intra']:>10.4f}{auc['inter']:>11.4f}{auc['intra']:>11.4f}")
     return lines
 
 

@@ -30,8 +30,10 @@ def check_patches(patches: np.ndarray, what: str = "patches") -> np.ndarray:
     """
     array = np.asarray(patches)
     if array.dtype != np.uint8:
-        raise TypeError(f"{what}: expected uint8 pixels 0..255, got dtype {array.dtype} "
-                        "(convert with np.clip(x, 0, 255).astype(np.uint8) if they are 0..255 values)")
+        raise TypeError(
+            f"{what}: expected uint8 pixels 0..255, got dtype {array.dtype} "
+            "(convert with np.clip(x, 0, 255).astype(np.uint8) if they are 0..255 values)"
+        )
     if array.ndim != 3 or array.shape[1] != array.shape[2] or array.shape[1] < 1:
         raise ValueError(f"{what}: expected square grayscale patches of shape (N, P, P), got shape {array.shape}")
     return array
@@ -47,7 +49,7 @@ def describe_raw(patches: np.ndarray) -> np.ndarray:
     array = check_patches(patches)
     flat = array.reshape(array.shape[0], array.shape[1] * array.shape[2]).astype(np.float64)
     centred = flat - flat.mean(axis=1, keepdims=True)
-    std = np.sqrt(np.mean(centred ** 2, axis=1, keepdims=True))
+    std = np.sqrt(np.mean(centred**2, axis=1, keepdims=True))
     scaled = np.divide(centred, std, out=np.zeros_like(centred), where=std > 0)
     return scaled.astype(np.float32)
 
@@ -103,4 +105,5 @@ def describe_sift(patches: np.ndarray) -> np.ndarray:
 
 #: The classical descriptors by name: (N, P, P) uint8 -> (N, D) float32.
 CLASSICAL: Mapping[str, Callable[[np.ndarray], np.ndarray]] = types.MappingProxyType(
-    {"raw": describe_raw, "sift": describe_sift})
+    {"raw": describe_raw, "sift": describe_sift}
+)

@@ -85,8 +85,11 @@ def triplet_distances(y_pred, distance: str = "mean_squared") -> tuple:
     y_pred = ops.convert_to_tensor(y_pred)
     _check_stacked(y_pred, 3)
     anchor, positive, negative = y_pred[:, 0], y_pred[:, 1], y_pred[:, 2]
-    return (pair_distance(anchor, positive, distance), pair_distance(anchor, negative, distance),
-            pair_distance(positive, negative, distance))
+    return (
+        pair_distance(anchor, positive, distance),
+        pair_distance(anchor, negative, distance),
+        pair_distance(positive, negative, distance),
+    )
 
 
 def descriptor_distance_matrix(a, b):
@@ -139,8 +142,9 @@ class TripletLoss(keras.losses.Loss):
     ``distance`` "mean_squared" (default) is the coursework's mean((a - p)^2) over the D dims.
     """
 
-    def __init__(self, margin: float = 1.0, distance: str = "mean_squared", name: str = "triplet_loss",
-                 **kwargs) -> None:
+    def __init__(
+        self, margin: float = 1.0, distance: str = "mean_squared", name: str = "triplet_loss", **kwargs
+    ) -> None:
         super().__init__(name=name, **kwargs)
         _check_margin_and_distance(margin, distance)
         self.margin, self.distance = float(margin), distance
@@ -164,8 +168,9 @@ class HardTripletLoss(TripletLoss):
     TripletLoss.
     """
 
-    def __init__(self, margin: float = 1.0, distance: str = "mean_squared", name: str = "hard_triplet_loss",
-                 **kwargs) -> None:
+    def __init__(
+        self, margin: float = 1.0, distance: str = "mean_squared", name: str = "hard_triplet_loss", **kwargs
+    ) -> None:
         super().__init__(margin=margin, distance=distance, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -207,8 +212,11 @@ class HardestNegativeLoss(keras.losses.Loss):
 
     def get_config(self) -> dict:
         """Config for saving."""
-        extra = {"margin": self.margin, "anchor_swap": self.anchor_swap,
-                 "duplicate_threshold": self.duplicate_threshold}
+        extra = {
+            "margin": self.margin,
+            "anchor_swap": self.anchor_swap,
+            "duplicate_threshold": self.duplicate_threshold,
+        }
         return {**super().get_config(), **extra}
 
 
@@ -226,5 +234,4 @@ def hardest_negative_loss(
     margin: float = 1.0, anchor_swap: bool = True, duplicate_threshold: float = DUPLICATE_THRESHOLD
 ) -> HardestNegativeLoss:
     """Extension: HardNet's in-batch hardest-negative loss for a pair trainer's (B, 2, D) output."""
-    return HardestNegativeLoss(margin=margin, anchor_swap=anchor_swap,
-                               duplicate_threshold=duplicate_threshold)
+    return HardestNegativeLoss(margin=margin, anchor_swap=anchor_swap, duplicate_threshold=duplicate_threshold)

@@ -20,8 +20,12 @@ L2NET_VARIANTS: tuple[str, ...] = ("baseline", "updated", "deep")
 #: Pixel range of the patches at the model boundary.
 PIXEL_MAX = 255.0
 _CONV_TYPES = (
-    keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-    keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv2DTranspose,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
 )
 
 
@@ -139,8 +143,12 @@ def build_unet(patch_size: int = 32, name: str = "unet") -> keras.Model:
 def _dncnn_block(x: keras.KerasTensor, filters: int, index: int) -> keras.KerasTensor:
     """One DnCNN middle block: Conv(3x3, no bias, orthogonal) + BN + ReLU."""
     x = keras.layers.Conv2D(
-        filters, 3, padding="same", use_bias=False,
-        kernel_initializer="orthogonal", name=f"conv{index}",
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="orthogonal",
+        name=f"conv{index}",
     )(x)
     # BN momentum: cszn's Keras code uses momentum=0.0 (moving statistics = the last batch's),
     # with 0.1 (PyTorch's convention, misread by Keras as 0.1 weight on the old value) commented
@@ -152,9 +160,7 @@ def _dncnn_block(x: keras.KerasTensor, filters: int, index: int) -> keras.KerasT
     return keras.layers.ReLU(name=f"relu{index}")(x)
 
 
-def build_dncnn(
-    patch_size: int = 32, depth: int = 17, filters: int = 64, name: str = "dncnn"
-) -> keras.Model:
+def build_dncnn(patch_size: int = 32, depth: int = 17, filters: int = 64, name: str = "dncnn") -> keras.Model:
     """DnCNN (Zhang et al. 2017, cszn's Keras code): residual learning, output = input - noise.
 
     Input and output are in 0..255, but the convolutions see the input scaled to 0..1 (Rescaling)
@@ -169,9 +175,7 @@ def build_dncnn(
         raise ValueError(f"depth must be an int >= 2, got {depth!r}")
     inputs = _patch_input(patch_size)
     x = keras.layers.Rescaling(1.0 / PIXEL_MAX, name="scale_in")(inputs)
-    x = keras.layers.Conv2D(
-        filters, 3, padding="same", kernel_initializer="orthogonal", name="conv1"
-    )(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer="orthogonal", name="conv1")(x)
     x = keras.layers.ReLU(name="relu1")(x)
     for index in range(2, depth):
         x = _dncnn_block(x, filters, index)
@@ -222,8 +226,9 @@ def build_l2net(
     inputs = _patch_input(patch_size)
     x = inputs
     for index, (filters, stride) in enumerate(layout, start=1):
-        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=True,
-                                kernel_initializer=init, name=f"conv{index}")(x)
+        x = keras.layers.Conv2D(
+            filters, 3, strides=stride, padding="same", use_bias=True, kernel_initializer=init, name=f"conv{index}"
+        )(x)
         x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
         if variant == "updated":
@@ -231,8 +236,9 @@ def build_l2net(
     if variant != "updated":
         x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
     last = len(layout) + 1
-    x = keras.layers.Conv2D(descriptor_dim, patch_size // 4, padding="valid", use_bias=True,
-                            kernel_initializer=init, name=f"conv{last}")(x)
+    x = keras.layers.Conv2D(
+        descriptor_dim, patch_size // 4, padding="valid", use_bias=True, kernel_initializer=init, name=f"conv{last}"
+    )(x)
     outputs = keras.layers.Reshape((descriptor_dim,), name="reshape")(x)
     return keras.Model(inputs, outputs, name=name or f"l2net_{variant}")
 
@@ -260,15 +266,28 @@ def build_hardnet(
     inputs = _patch_input(patch_size)
     x = PatchStandardization(name="standardize")(inputs)
     for index, (filters, stride) in enumerate(layout, start=1):
-        x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False,
-                                kernel_initializer=kernel_initializer, name=f"conv{index}")(x)
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=kernel_initializer,
+            name=f"conv{index}",
+        )(x)
         x = _affine_free_bn(f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
     if dropout_rate > 0:
         x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
     last = len(layout) + 1
-    x = keras.layers.Conv2D(descriptor_dim, patch_size // 4, padding="valid", use_bias=False,
-                            kernel_initializer=kernel_initializer, name=f"conv{last}")(x)
+    x = keras.layers.Conv2D(
+        descriptor_dim,
+        patch_size // 4,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer=kernel_initializer,
+        name=f"conv{last}",
+    )(x)
     x = _affine_free_bn(f"bn{last}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = L2Normalize(name="l2_normalize")(x)
@@ -348,8 +367,10 @@ def build_joint_trainer(denoiser_model: keras.Model, descriptor_model: keras.Mod
             raise ValueError(f"{what} must be a keras.Model, got {type(model)}")
     shape = tuple(descriptor_model.input_shape[1:])
     if tuple(denoiser_model.input_shape[1:]) != shape:
-        raise ValueError(f"the denoiser's input {denoiser_model.input_shape} and the descriptor's input "
-                         f"{descriptor_model.input_shape} must have the same patch shape")
+        raise ValueError(
+            f"the denoiser's input {denoiser_model.input_shape} and the descriptor's input "
+            f"{descriptor_model.input_shape} must have the same patch shape"
+        )
     inputs = [keras.Input(shape=shape, dtype="float32", name=role) for role in ("anchor", "positive")]
     denoised = [denoiser_model(t) for t in inputs]
     clip = ClipPixels(name="clip")

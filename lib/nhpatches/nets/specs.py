@@ -87,17 +87,24 @@ class DescriptorSpec:
     joint_weight: float = 0.0  # train_on="joint" only: λ of the λ·MAE term on the denoiser's output
 
     def __post_init__(self) -> None:
-        for value, allowed, field in ((self.network, Network, "network"), (self.variant, Variant, "variant"),
-                                      (self.loss, DescriptorLossName, "loss"), (self.distance, Distance, "distance"),
-                                      (self.flip, Flip, "flip"), (self.optimizer, OptimizerName, "optimizer"),
-                                      (self.train_on, TrainOn, "train_on"), (self.family, Family, "family")):
+        for value, allowed, field in (
+            (self.network, Network, "network"),
+            (self.variant, Variant, "variant"),
+            (self.loss, DescriptorLossName, "loss"),
+            (self.distance, Distance, "distance"),
+            (self.flip, Flip, "flip"),
+            (self.optimizer, OptimizerName, "optimizer"),
+            (self.train_on, TrainOn, "train_on"),
+            (self.family, Family, "family"),
+        ):
             check_choice(value, allowed, f"descriptor {self.name!r} {field}")
 
 
 _SGD_COURSEWORK = {"optimizer": "sgd", "learning_rate": 1e-5, "momentum": 0.9, "nesterov": True}
 
 DENOISERS: dict[str, DenoiserSpec] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         # R §2.1 and the coursework: SGD 1e-5, Nesterov momentum 0.9, MAE.
         DenoiserSpec("unet", "unet", **_SGD_COURSEWORK),
         # R §3.2, Fig. 7: "the baseline denoiser with MSE loss". The report does not give its optimiser;
@@ -115,7 +122,8 @@ DENOISERS: dict[str, DenoiserSpec] = {
 }
 
 DESCRIPTORS: dict[str, DescriptorSpec] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         # The report's descriptors: coursework SGD 0.1, triplets of the pipeline's own output.
         DescriptorSpec("baseline"),
         DescriptorSpec("updated", variant="updated"),
@@ -124,33 +132,92 @@ DESCRIPTORS: dict[str, DescriptorSpec] = {
         DescriptorSpec("hard", loss="hard_triplet"),
         DescriptorSpec("hard_retrained", loss="hard_triplet", flip="rot180", init_from="baseline"),
         # Extensions (notebook 08): the HardNet-style network and loss, clean training data, Adam.
-        DescriptorSpec("hardnet", network="hardnet", loss="hardest_negative", optimizer="adam",
-                       learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_noswap", network="hardnet", loss="hardest_negative", anchor_swap=False,
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_flip", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
-        DescriptorSpec("hardnet_triplet", network="hardnet", loss="triplet", distance="euclidean",
-                       optimizer="adam", learning_rate=1e-3, train_on="clean", family="extension"),
+        DescriptorSpec(
+            "hardnet",
+            network="hardnet",
+            loss="hardest_negative",
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="clean",
+            family="extension",
+        ),
+        DescriptorSpec(
+            "hardnet_noswap",
+            network="hardnet",
+            loss="hardest_negative",
+            anchor_swap=False,
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="clean",
+            family="extension",
+        ),
+        DescriptorSpec(
+            "hardnet_flip",
+            network="hardnet",
+            loss="hardest_negative",
+            flip="random",
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="clean",
+            family="extension",
+        ),
+        DescriptorSpec(
+            "hardnet_triplet",
+            network="hardnet",
+            loss="triplet",
+            distance="euclidean",
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="clean",
+            family="extension",
+        ),
         # Training-data ablation of hardnet_flip: the same descriptor trained on noisy, or on the
         # pipeline's denoised patches, instead of clean ones.
-        *(DescriptorSpec(f"hardnet_flip_{data}", network="hardnet", loss="hardest_negative", flip="random",
-                         optimizer="adam", learning_rate=1e-3, train_on=train_on, family="extension")
-          for data, train_on in (("noisy", "noisy"), ("denoised", "pipeline"))),
+        *(
+            DescriptorSpec(
+                f"hardnet_flip_{data}",
+                network="hardnet",
+                loss="hardest_negative",
+                flip="random",
+                optimizer="adam",
+                learning_rate=1e-3,
+                train_on=train_on,
+                family="extension",
+            )
+            for data, train_on in (("noisy", "noisy"), ("denoised", "pipeline"))
+        ),
         # Joint denoise-and-describe (notebook 08): hardnet_flip and the pipeline's denoiser fine-tuned
         # end to end, and its two-stage control: the same fine-tuning steps with the denoiser frozen.
-        DescriptorSpec("hardnet_joint", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="joint", init_from="hardnet_flip",
-                       joint_weight=0.01, family="extension"),
-        DescriptorSpec("hardnet_two_stage", network="hardnet", loss="hardest_negative", flip="random",
-                       optimizer="adam", learning_rate=1e-3, train_on="pipeline", init_from="hardnet_flip",
-                       family="extension"),
+        DescriptorSpec(
+            "hardnet_joint",
+            network="hardnet",
+            loss="hardest_negative",
+            flip="random",
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="joint",
+            init_from="hardnet_flip",
+            joint_weight=0.01,
+            family="extension",
+        ),
+        DescriptorSpec(
+            "hardnet_two_stage",
+            network="hardnet",
+            loss="hardest_negative",
+            flip="random",
+            optimizer="adam",
+            learning_rate=1e-3,
+            train_on="pipeline",
+            init_from="hardnet_flip",
+            family="extension",
+        ),
     )
 }
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0,
-                   nesterov: bool = False) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: float, momentum: float = 0.0, nesterov: bool = False
+) -> keras.optimizers.Optimizer:
     """Adam, or SGD (with the given momentum / Nesterov); no gradient clipping."""
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
@@ -191,5 +258,4 @@ def descriptor_loss(spec: DescriptorSpec) -> keras.losses.Loss:
         return losses.hard_triplet_loss(spec.margin, spec.distance)
     if spec.loss == "hardest_negative":
         return losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap)
-    raise ValueError(f"unknown descriptor loss {spec.loss!r}; "
-                     "expected 'triplet', 'hard_triplet' or 'hardest_negative'")
+    raise ValueError(f"unknown descriptor loss {spec.loss!r}; expected 'triplet', 'hard_triplet' or 'hardest_negative'")

@@ -6,14 +6,13 @@
 This package imports the library layers only: never the study, pandas or matplotlib.
 """
 # isort: skip_file
-# ruff: noqa: E402  (the backend is quieted before Keras is first imported)
 
 from nhpatches.core.backend import quiet_tensorflow
 
 quiet_tensorflow()
 
-from nhpatches.pretrained.export import check_export, export_pipeline, write_manifest  # noqa: E402
-from nhpatches.pretrained.load import (  # noqa: E402
+from nhpatches.pretrained.export import check_export, export_pipeline, write_manifest
+from nhpatches.pretrained.load import (
     DEFAULT_PIPELINE,
     FORMAT,
     MANIFEST_NAME,
@@ -33,10 +32,29 @@ from nhpatches.pretrained.load import (  # noqa: E402
     verified_weights_path,
 )
 
-__all__ = ["DEFAULT_PIPELINE", "FORMAT", "MANIFEST_NAME", "NO_DENOISER", "SUPPORTED_PATCH_SIZES", "WEIGHTS_NAME",
-           "LearnedPipeline", "available_pipelines", "check_export", "check_input", "describe", "export_pipeline",
-           "load_pipeline", "prepare_patches", "pretrained_dir", "read_manifest", "sha256_of",
-           "shipped_pipeline_name", "train", "verified_weights_path", "write_manifest"]
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "FORMAT",
+    "MANIFEST_NAME",
+    "NO_DENOISER",
+    "SUPPORTED_PATCH_SIZES",
+    "WEIGHTS_NAME",
+    "LearnedPipeline",
+    "available_pipelines",
+    "check_export",
+    "check_input",
+    "describe",
+    "export_pipeline",
+    "load_pipeline",
+    "prepare_patches",
+    "pretrained_dir",
+    "read_manifest",
+    "sha256_of",
+    "shipped_pipeline_name",
+    "train",
+    "verified_weights_path",
+    "write_manifest",
+]
 
 
 def __getattr__(name: str):

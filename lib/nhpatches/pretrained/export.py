@@ -43,14 +43,22 @@ def _storage(values: np.ndarray, path: str) -> np.ndarray:
         return values
     half = values.astype(np.float16)
     scale = float(np.max(np.abs(values))) if values.size else 0.0
-    if np.all(np.isfinite(half)) and np.max(np.abs(half.astype(np.float32) - values), initial=0.0) <= FLOAT16_TOLERANCE * scale:
+    if (
+        np.all(np.isfinite(half))
+        and np.max(np.abs(half.astype(np.float32) - values), initial=0.0) <= FLOAT16_TOLERANCE * scale
+    ):
         return half
     return values
 
 
-def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", descriptor_spec: Any,
-                    denoiser: "keras.Model | None" = None, denoiser_spec: Any = None,
-                    info: Mapping[str, Any] | None = None) -> Path:
+def export_pipeline(
+    out_dir: str | os.PathLike[str],
+    descriptor: keras.Model,
+    descriptor_spec: Any,
+    denoiser: keras.Model | None = None,
+    denoiser_spec: Any = None,
+    info: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``weights.npz`` (both networks) and ``manifest.json`` into ``out_dir``; return the manifest path.
 
     ``descriptor_spec`` / ``denoiser_spec`` are the :class:`~nhpatches.specs.DescriptorSpec` /
@@ -80,12 +88,17 @@ def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", 
     manifest = {
         "format": FORMAT,
         "name": f"{denoiser_name}+{descriptor_spec.name}",
-        "denoiser": {"name": denoiser_name,
-                     "spec": None if denoiser_spec is None else dataclasses.asdict(denoiser_spec),
-                     "parameters": None if denoiser is None else int(denoiser.count_params())},
-        "descriptor": {"name": descriptor_spec.name, "spec": dataclasses.asdict(descriptor_spec),
-                       "parameters": int(descriptor.count_params()),
-                       "output_dim": int(descriptor.output_shape[-1])},
+        "denoiser": {
+            "name": denoiser_name,
+            "spec": None if denoiser_spec is None else dataclasses.asdict(denoiser_spec),
+            "parameters": None if denoiser is None else int(denoiser.count_params()),
+        },
+        "descriptor": {
+            "name": descriptor_spec.name,
+            "spec": dataclasses.asdict(descriptor_spec),
+            "parameters": int(descriptor.count_params()),
+            "output_dim": int(descriptor.output_shape[-1]),
+        },
         "patch_size": int(descriptor.input_shape[1]),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
@@ -94,8 +107,10 @@ def export_pipeline(out_dir: str | os.PathLike[str], descriptor: "keras.Model", 
         "weights_file": WEIGHTS_NAME,
         "weights_bytes": weights_path.stat().st_size,
         "sha256": sha256_of(weights_path),
-        "storage": {"float16": "kernels and biases (within FLOAT16_TOLERANCE of float32)",
-                    "float32": "BatchNormalization statistics and any array float16 would change"},
+        "storage": {
+            "float16": "kernels and biases (within FLOAT16_TOLERANCE of float32)",
+            "float32": "BatchNormalization statistics and any array float16 would change",
+        },
         "arrays": layout,
     }
     for role in ("denoiser", "descriptor"):
@@ -130,8 +145,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def check_export(manifest_path: str | os.PathLike[str], patches: np.ndarray, descriptor: "keras.Model",
-                 denoiser: "keras.Model | None" = None, batch_size: int = 256) -> dict:
+def check_export(
+    manifest_path: str | os.PathLike[str],
+    patches: np.ndarray,
+    descriptor: keras.Model,
+    denoiser: keras.Model | None = None,
+    batch_size: int = 256,
+) -> dict:
     """Compare an export with the models it came from on the same patches.
 
     Returns the largest absolute descriptor difference, the smallest cosine between matching rows,
@@ -148,5 +168,9 @@ def check_export(manifest_path: str | os.PathLike[str], patches: np.ndarray, des
         changed = float(np.mean(denoise_patches(loaded.denoiser, patches, batch_size) != reference_input))
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(exported, axis=1)
     cosine = np.sum(reference * exported, axis=1) / np.maximum(norms, 1e-12)
-    return {"patches": int(len(patches)), "max_abs_diff": float(np.max(np.abs(reference - exported))),
-            "min_cosine": float(np.min(cosine)), "denoised_pixels_changed": changed}
+    return {
+        "patches": len(patches),
+        "max_abs_diff": float(np.max(np.abs(reference - exported))),
+        "min_cosine": float(np.min(cosine)),
+        "denoised_pixels_changed": changed,
+    }

@@ -51,7 +51,7 @@ FORMAT = "nhpatches-pretrained/1"
 NO_DENOISER = "none"
 #: Largest error float16 storage may add to a kernel, relative to the kernel's largest |value|
 #: (float16 has an 11-bit significand: rounding error <= 2**-11 relative per value).
-FLOAT16_TOLERANCE = 2.0 ** -10
+FLOAT16_TOLERANCE = 2.0**-10
 
 
 def pretrained_dir() -> Path:
@@ -67,8 +67,8 @@ class LearnedPipeline:
     """A loaded learned pipeline: optional denoiser, descriptor network and the export's manifest."""
 
     name: str
-    denoiser: "keras.Model | None"
-    descriptor: "keras.Model"
+    denoiser: keras.Model | None
+    descriptor: keras.Model
     manifest: dict
     manifest_path: Path
 
@@ -116,9 +116,11 @@ def manifest_path_of(weights: str | os.PathLike[str] | None) -> Path:
 def read_manifest(manifest_path: Path) -> dict:
     """Read and check an export manifest, naming the path and what was expected."""
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: pretrained pipeline manifest not found; expected the "
-                                f"{MANIFEST_NAME} written by scripts/export_pretrained.py (or give "
-                                "weights= an export folder, its manifest.json or its weights.npz)")
+        raise FileNotFoundError(
+            f"{manifest_path}: pretrained pipeline manifest not found; expected the "
+            f"{MANIFEST_NAME} written by scripts/export_pretrained.py (or give "
+            "weights= an export folder, its manifest.json or its weights.npz)"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -126,9 +128,12 @@ def read_manifest(manifest_path: Path) -> dict:
     required = ("format", "name", "weights_file", "sha256", "descriptor", "denoiser", "patch_size")
     missing = [key for key in required if not isinstance(manifest, dict) or key not in manifest]
     if missing or manifest.get("format") != FORMAT:
-        raise ValueError(f"{manifest_path}: expected an nhpatches export manifest (format {FORMAT!r} with keys "
-                         f"{', '.join(required)}); missing {missing or 'nothing'}, format {manifest.get('format')!r}"
-                         if isinstance(manifest, dict) else f"{manifest_path}: expected a JSON object")
+        raise ValueError(
+            f"{manifest_path}: expected an nhpatches export manifest (format {FORMAT!r} with keys "
+            f"{', '.join(required)}); missing {missing or 'nothing'}, format {manifest.get('format')!r}"
+            if isinstance(manifest, dict)
+            else f"{manifest_path}: expected a JSON object"
+        )
     return manifest
 
 
@@ -137,29 +142,37 @@ def verified_weights_path(manifest_path: Path, manifest: Mapping) -> Path:
     path = manifest_path.parent / manifest["weights_file"]
     expected = manifest["sha256"]
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretrained weights file not found; expected the file named in "
-                                f"{manifest_path} with sha256 {expected}")
+        raise FileNotFoundError(
+            f"{path}: pretrained weights file not found; expected the file named in "
+            f"{manifest_path} with sha256 {expected}"
+        )
     actual = sha256_of(path)
     if actual != expected:
-        raise ValueError(f"{path}: checksum mismatch: sha256 {actual}, expected {expected} (from "
-                         f"{manifest_path}); the file is corrupt or does not belong to this manifest; "
-                         "re-install nhpatches or re-run scripts/export_pretrained.py")
+        raise ValueError(
+            f"{path}: checksum mismatch: sha256 {actual}, expected {expected} (from "
+            f"{manifest_path}); the file is corrupt or does not belong to this manifest; "
+            "re-install nhpatches or re-run scripts/export_pretrained.py"
+        )
     return path
 
 
-def _set_weights(model: "keras.Model", stored: Mapping[str, np.ndarray], role: str, path: Path) -> None:
+def _set_weights(model: keras.Model, stored: Mapping[str, np.ndarray], role: str, path: Path) -> None:
     """Set a rebuilt model's weights from the ``<role>/<index>`` arrays of an export."""
     variables = model.weights
     keys = sorted(key for key in stored if key.startswith(f"{role}/"))
     if len(keys) != len(variables):
-        raise ValueError(f"{path}: holds {len(keys)} {role} arrays; expected {len(variables)} for the "
-                         f"{model.name!r} network rebuilt from the manifest's spec")
+        raise ValueError(
+            f"{path}: holds {len(keys)} {role} arrays; expected {len(variables)} for the "
+            f"{model.name!r} network rebuilt from the manifest's spec"
+        )
     values = []
     for key, variable in zip(keys, variables):
         array = stored[key]
         if tuple(array.shape) != tuple(variable.shape):
-            raise ValueError(f"{path}: array {key} has shape {tuple(array.shape)}; expected "
-                             f"{tuple(variable.shape)} for {variable.path}")
+            raise ValueError(
+                f"{path}: array {key} has shape {tuple(array.shape)}; expected "
+                f"{tuple(variable.shape)} for {variable.path}"
+            )
         values.append(array.astype(np.float32))
     model.set_weights(values)
 
@@ -218,8 +231,9 @@ def check_input(patches: np.ndarray) -> np.ndarray:
     """Check that ``patches`` are uint8 of shape (N, 32, 32) or (N, 65, 65); return them as an array."""
     array = check_patches(patches)
     if array.shape[1] not in SUPPORTED_PATCH_SIZES:
-        raise ValueError(f"patches: expected shape (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release), "
-                         f"got {array.shape}")
+        raise ValueError(
+            f"patches: expected shape (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release), got {array.shape}"
+        )
     return array
 
 
@@ -232,8 +246,12 @@ def prepare_patches(patches: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
     return resize_patches(check_input(patches), size)
 
 
-def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
-             weights: str | os.PathLike[str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def describe(
+    patches: np.ndarray,
+    pipeline: str = DEFAULT_PIPELINE,
+    weights: str | os.PathLike[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> np.ndarray:
     """Descriptors of grayscale patches, like kornia's ``HardNet``: one float32 row per patch.
 
     ``patches``: uint8 (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release) in 0..255.
@@ -254,8 +272,9 @@ def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
     ValueError for another shape or an unknown pipeline, naming what was expected.
     """
     if not isinstance(pipeline, str):
-        raise TypeError(f"pipeline must be a name (str), got {type(pipeline).__name__}; "
-                        f"expected one of {available_pipelines()}")
+        raise TypeError(
+            f"pipeline must be a name (str), got {type(pipeline).__name__}; expected one of {available_pipelines()}"
+        )
     if pipeline in CLASSICAL:
         if weights is not None:
             raise ValueError(f"weights= applies to learned pipelines only, not to the classical {pipeline!r}")
@@ -263,10 +282,14 @@ def describe(patches: np.ndarray, pipeline: str = DEFAULT_PIPELINE,
         return CLASSICAL[pipeline](array if pipeline == "sift" else prepare_patches(array))
     array = prepare_patches(patches)
     if weights is None and pipeline not in (DEFAULT_PIPELINE, shipped_pipeline_name()):
-        raise ValueError(f"unknown pipeline {pipeline!r}; expected one of {available_pipelines()} "
-                         "(or weights=<your export> with pipeline='default')")
+        raise ValueError(
+            f"unknown pipeline {pipeline!r}; expected one of {available_pipelines()} "
+            "(or weights=<your export> with pipeline='default')"
+        )
     loaded = load_pipeline(weights)
     if pipeline not in (DEFAULT_PIPELINE, loaded.name):
-        raise ValueError(f"pipeline {pipeline!r} does not match the export {loaded.manifest_path}, which holds "
-                         f"{loaded.name!r}; pass pipeline='default' or {loaded.name!r}")
+        raise ValueError(
+            f"pipeline {pipeline!r} does not match the export {loaded.manifest_path}, which holds "
+            f"{loaded.name!r}; pass pipeline='default' or {loaded.name!r}"
+        )
     return loaded(array, batch_size)

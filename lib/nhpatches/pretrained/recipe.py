@@ -97,11 +97,20 @@ class ReleaseRecipe:
 #: The recipes of ``scripts/train_pretrained.py --profile``: cpu is the shipped one; gpu is the
 #: same recipe with HardNet's batch of 1024 pairs, about 10x the pairs seen, and bf16.
 RECIPES: dict[str, ReleaseRecipe] = {
-    "smoke": ReleaseRecipe(profile="smoke", data_patches=40, batch_size=16, steps_per_epoch=2, epochs=2,
-                           warmup_epochs=0, validation_points=8, validation_sigmas=(0.0, 30.0)),
+    "smoke": ReleaseRecipe(
+        profile="smoke",
+        data_patches=40,
+        batch_size=16,
+        steps_per_epoch=2,
+        epochs=2,
+        warmup_epochs=0,
+        validation_points=8,
+        validation_sigmas=(0.0, 30.0),
+    ),
     "cpu": ReleaseRecipe(),
-    "gpu": ReleaseRecipe(profile="gpu", batch_size=1024, steps_per_epoch=300, epochs=60,
-                         mixed_precision="bf16", jit_compile=True),
+    "gpu": ReleaseRecipe(
+        profile="gpu", batch_size=1024, steps_per_epoch=300, epochs=60, mixed_precision="bf16", jit_compile=True
+    ),
 }
 
 
@@ -121,9 +130,16 @@ def descriptor_spec():
     """The DescriptorSpec the export records (the loader rebuilds the network from it)."""
     from nhpatches.nets import specs
 
-    return specs.DescriptorSpec(RELEASE_DESCRIPTOR, network="hardnet", loss="hardest_negative",
-                                   flip="random", optimizer="adam", learning_rate=RECIPES["cpu"].learning_rate,
-                                   train_on="clean", family="extension")
+    return specs.DescriptorSpec(
+        RELEASE_DESCRIPTOR,
+        network="hardnet",
+        loss="hardest_negative",
+        flip="random",
+        optimizer="adam",
+        learning_rate=RECIPES["cpu"].learning_rate,
+        train_on="clean",
+        family="extension",
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -149,13 +165,19 @@ def load_release_data(recipe: ReleaseRecipe, data_root: Path | None = None) -> R
     """Build (once) and load the embedded dataset of the recipe: train side and validation points."""
     images = embedded_images(recipe)
     tag = f"embedded_p{recipe.data_patches}_i{'all' if images is None else images}_s0"
-    data_dir = embedded.ensure_embedded_dataset((data_root or config.data_root()) / tag, seed=0,
-                                                max_patches_per_sequence=recipe.data_patches, images=images)
+    data_dir = embedded.ensure_embedded_dataset(
+        (data_root or config.data_root()) / tag, seed=0, max_patches_per_sequence=recipe.data_patches, images=images
+    )
     train = data.load_dataset(data_dir, recipe.split, "train")
     test = data.load_dataset(data_dir, recipe.split, "test", max_patches=recipe.validation_points)
     points = np.concatenate([np.swapaxes(seq.clean, 0, 1) for seq in train.values()])
-    return ReleaseData(points, {name: seq.clean for name, seq in test.items()}, data_dir, tuple(train),
-                       data.dataset_fingerprint(data_dir))
+    return ReleaseData(
+        points,
+        {name: seq.clean for name, seq in test.items()},
+        data_dir,
+        tuple(train),
+        data.dataset_fingerprint(data_dir),
+    )
 
 
 # --------------------------------------------------------------------------- batches
@@ -249,20 +271,25 @@ def build_release_trainer(recipe: ReleaseRecipe):
 
     descriptor = models.build_hardnet(name=RELEASE_DESCRIPTOR)
     trainer = models.build_pair_trainer(descriptor)
-    trainer.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
-                    loss=losses.hardest_negative_loss(recipe.margin, anchor_swap=True),
-                    jit_compile=recipe.jit_compile)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate),
+        loss=losses.hardest_negative_loss(recipe.margin, anchor_swap=True),
+        jit_compile=recipe.jit_compile,
+    )
     trainer.optimizer.build(trainer.trainable_variables)
     return descriptor, trainer
 
 
-def validation_score(descriptor, sequences: Mapping[str, np.ndarray], sigmas: tuple[float, ...],
-                     seed: int = 0) -> dict[str, float]:
+def validation_score(
+    descriptor, sequences: Mapping[str, np.ndarray], sigmas: tuple[float, ...], seed: int = 0
+) -> dict[str, float]:
     """HPatches matching mAP of the held-out sequences re-noised at each σ, and their mean."""
     scores = {}
     for sigma in sigmas:
-        described = {name: describe_patches(descriptor, sweep.renoise(clean, sigma, data.sequence_noise_seed(seed, name)))
-                     for name, clean in sequences.items()}
+        described = {
+            name: describe_patches(descriptor, sweep.renoise(clean, sigma, data.sequence_noise_seed(seed, name)))
+            for name, clean in sequences.items()
+        }
         scores[f"val_matching_sigma{sigma:g}"] = evaluation.evaluate_matching(described, tuple(described))["mAP"]
     scores["val_score"] = float(np.mean(list(scores.values())))
     return scores
@@ -278,13 +305,14 @@ def save_checkpoint(out: Path, descriptor, trainer, state: dict[str, Any], best:
     import keras
 
     arrays = {f"model/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(descriptor.weights)}
-    arrays.update({f"optimizer/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(trainer.optimizer.variables)})
+    arrays.update(
+        {f"optimizer/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(trainer.optimizer.variables)}
+    )
     for i, value in enumerate(best or []):
         arrays[f"best/{i:03d}"] = value
     state["checkpoint"] = CHECKPOINT_PATTERN.format(epoch=state["epochs_done"])
-    with atomic_path(out / state["checkpoint"]) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+    with atomic_path(out / state["checkpoint"]) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
     with atomic_path(out / STATE_NAME) as tmp:
         tmp.write_text(json.dumps(state, indent=1) + "\n")
     for old in out.glob(CHECKPOINT_PATTERN.replace("{epoch:03d}", "*")):
@@ -296,7 +324,9 @@ def _arrays(stored: Mapping[str, np.ndarray], prefix: str) -> list[np.ndarray]:
     return [stored[key] for key in sorted(k for k in stored if k.startswith(prefix + "/"))]
 
 
-def load_checkpoint(out: Path, recipe: ReleaseRecipe, descriptor, trainer) -> tuple[dict | None, list[np.ndarray] | None]:
+def load_checkpoint(
+    out: Path, recipe: ReleaseRecipe, descriptor, trainer
+) -> tuple[dict | None, list[np.ndarray] | None]:
     """Restore a checkpoint of the same recipe into the models; (state, best weights), or (None, None)."""
     state_path = out / STATE_NAME
     if not state_path.is_file():
@@ -306,19 +336,23 @@ def load_checkpoint(out: Path, recipe: ReleaseRecipe, descriptor, trainer) -> tu
     except json.JSONDecodeError as error:
         raise ValueError(f"{state_path}: unreadable checkpoint state ({error}); delete {out} to start over") from None
     if state.get("recipe") != recipe_json(recipe):
-        raise ValueError(f"{state_path}: checkpoint of another recipe ({state.get('recipe')}); expected "
-                         f"{recipe_json(recipe)}. Use another --out folder, or delete this one to start over")
+        raise ValueError(
+            f"{state_path}: checkpoint of another recipe ({state.get('recipe')}); expected "
+            f"{recipe_json(recipe)}. Use another --out folder, or delete this one to start over"
+        )
     weights_path = out / str(state.get("checkpoint"))
     if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: checkpoint weights named by {state_path} are missing; "
-                                f"delete {out} to start over")
+        raise FileNotFoundError(
+            f"{weights_path}: checkpoint weights named by {state_path} are missing; delete {out} to start over"
+        )
     with np.load(weights_path) as stored:
         stored = {key: stored[key] for key in stored.files}
     descriptor.set_weights(_arrays(stored, "model"))
     optimizer_values = _arrays(stored, "optimizer")
     if len(optimizer_values) != len(trainer.optimizer.variables):
-        raise ValueError(f"{weights_path}: {len(optimizer_values)} optimiser arrays, expected "
-                         f"{len(trainer.optimizer.variables)}")
+        raise ValueError(
+            f"{weights_path}: {len(optimizer_values)} optimiser arrays, expected {len(trainer.optimizer.variables)}"
+        )
     for variable, value in zip(trainer.optimizer.variables, optimizer_values):
         variable.assign(value)
     return state, (_arrays(stored, "best") or None)
@@ -332,18 +366,30 @@ def machine_description() -> dict[str, Any]:
     import keras
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cores": cores, "python": platform.python_version(), "backend": keras.backend.backend(),
-            "keras": keras.__version__}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": cores,
+        "python": platform.python_version(),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+    }
 
 
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
-def train_release(out_dir: str | os.PathLike[str], recipe: ReleaseRecipe, data_root: Path | None = None,
-                  print_fn: Callable[[str], None] = print, stop_after: int | None = None) -> dict[str, Any]:
+def train_release(
+    out_dir: str | os.PathLike[str],
+    recipe: ReleaseRecipe,
+    data_root: Path | None = None,
+    print_fn: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train (or resume) the release descriptor into ``out_dir``; return the final state.
 
     ``stop_after`` ends the call after that many epochs of this call (tests use it to simulate a
@@ -366,31 +412,54 @@ def train_release(out_dir: str | os.PathLike[str], recipe: ReleaseRecipe, data_r
             keras.mixed_precision.set_global_policy("float32")
 
 
-def _train_epochs(out: Path, recipe: ReleaseRecipe, release_data: ReleaseData, descriptor, trainer,
-                  state: dict | None, best: list[np.ndarray] | None, print_fn: Callable[[str], None],
-                  stop_after: int | None) -> dict[str, Any]:
+def _train_epochs(
+    out: Path,
+    recipe: ReleaseRecipe,
+    release_data: ReleaseData,
+    descriptor,
+    trainer,
+    state: dict | None,
+    best: list[np.ndarray] | None,
+    print_fn: Callable[[str], None],
+    stop_after: int | None,
+) -> dict[str, Any]:
     """The epoch loop of train_release: train, validate, checkpoint, log one line."""
     import keras
 
     if state is None:
-        state = {"recipe": recipe_json(recipe), "epochs_done": 0, "steps_done": 0, "history": [],
-                 "train_seconds": 0.0, "best_epoch": None, "best_score": None,
-                 "data": {"dataset": release_data.data_dir.name, "fingerprint": release_data.fingerprint,
-                          "split": recipe.split, "train_sequences": list(release_data.train_sequences),
-                          "train_points": int(len(release_data.train)),
-                          "validation_sequences": list(release_data.validation),
-                          "validation_points_per_sequence": recipe.validation_points},
-                 "machine": machine_description()}
+        state = {
+            "recipe": recipe_json(recipe),
+            "epochs_done": 0,
+            "steps_done": 0,
+            "history": [],
+            "train_seconds": 0.0,
+            "best_epoch": None,
+            "best_score": None,
+            "data": {
+                "dataset": release_data.data_dir.name,
+                "fingerprint": release_data.fingerprint,
+                "split": recipe.split,
+                "train_sequences": list(release_data.train_sequences),
+                "train_points": len(release_data.train),
+                "validation_sequences": list(release_data.validation),
+                "validation_points_per_sequence": recipe.validation_points,
+            },
+            "machine": machine_description(),
+        }
     elif state["data"]["fingerprint"] != release_data.fingerprint:
-        raise ValueError(f"{out / STATE_NAME}: checkpoint trained on dataset {state['data']['fingerprint']}, "
-                         f"but {release_data.data_dir} is {release_data.fingerprint}")
+        raise ValueError(
+            f"{out / STATE_NAME}: checkpoint trained on dataset {state['data']['fingerprint']}, "
+            f"but {release_data.data_dir} is {release_data.fingerprint}"
+        )
     log = (out / LOG_NAME).open("a")
-    emit = (lambda line: (print_fn(line), log.write(line + "\n"), log.flush()))
+    emit = lambda line: (print_fn(line), log.write(line + "\n"), log.flush())
     if state["epochs_done"] == 0:
         emit(f"release recipe {recipe_json(recipe)}")
-        emit(f"data {release_data.data_dir.name}: {len(release_data.train)} training points in "
-             f"{len(release_data.train_sequences)} sequences; validation {len(release_data.validation)} held-out "
-             f"sequences x {recipe.validation_points} points")
+        emit(
+            f"data {release_data.data_dir.name}: {len(release_data.train)} training points in "
+            f"{len(release_data.train_sequences)} sequences; validation {len(release_data.validation)} held-out "
+            f"sequences x {recipe.validation_points} points"
+        )
     elif state["epochs_done"] < recipe.epochs:
         emit(f"resuming after epoch {state['epochs_done']}/{recipe.epochs} from {out / state['checkpoint']}")
     try:
@@ -401,11 +470,13 @@ def _train_epochs(out: Path, recipe: ReleaseRecipe, release_data: ReleaseData, d
             epoch = state["epochs_done"]
             started = time.perf_counter()
             losses = []
-            for anchors, positives in prefetched(lambda step: draw_pairs(release_data.train, recipe, epoch, step),
-                                                 recipe.steps_per_epoch):
+            for anchors, positives in prefetched(
+                lambda step: draw_pairs(release_data.train, recipe, epoch, step), recipe.steps_per_epoch
+            ):
                 trainer.optimizer.learning_rate = learning_rate_at(recipe, state["steps_done"])
-                logs = trainer.train_on_batch([anchors, positives], np.zeros(recipe.batch_size, np.float32),
-                                              return_dict=True)
+                logs = trainer.train_on_batch(
+                    [anchors, positives], np.zeros(recipe.batch_size, np.float32), return_dict=True
+                )
                 losses.append(float(logs["loss"]))
                 state["steps_done"] += 1
             if not np.all(np.isfinite(losses)):
@@ -415,22 +486,32 @@ def _train_epochs(out: Path, recipe: ReleaseRecipe, release_data: ReleaseData, d
             epoch_seconds = time.perf_counter() - started
             state["train_seconds"] += epoch_seconds
             state["epochs_done"] = epoch + 1
-            row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": learning_rate_at(recipe, state["steps_done"] - 1),
-                   "seconds": epoch_seconds, "pairs_per_second": recipe.batch_size * recipe.steps_per_epoch / train_seconds,
-                   **scores}
+            row = {
+                "epoch": epoch + 1,
+                "loss": float(np.mean(losses)),
+                "learning_rate": learning_rate_at(recipe, state["steps_done"] - 1),
+                "seconds": epoch_seconds,
+                "pairs_per_second": recipe.batch_size * recipe.steps_per_epoch / train_seconds,
+                **scores,
+            }
             state["history"].append(row)
             if state["best_score"] is None or scores["val_score"] > state["best_score"]:
                 state["best_score"], state["best_epoch"] = scores["val_score"], epoch + 1
                 best = [keras.ops.convert_to_numpy(v) for v in descriptor.weights]
             save_checkpoint(out, descriptor, trainer, state, best)
             remaining = (recipe.epochs - state["epochs_done"]) * state["train_seconds"] / len(state["history"])
-            sigma_scores = " ".join(f"{key.split('sigma')[1]}:{value:.3f}" for key, value in scores.items()
-                                    if key.startswith("val_matching"))
-            emit(f"epoch {epoch + 1:3d}/{recipe.epochs}  loss {row['loss']:.4f}  lr {row['learning_rate']:.2e}  "
-                 f"val matching mAP by σ {sigma_scores}  val score {scores['val_score']:.4f}"
-                 f"{' *' if state['best_epoch'] == epoch + 1 else ''}  "
-                 f"{row['pairs_per_second']:.0f} pairs/s  elapsed {_duration(state['train_seconds'])}  "
-                 f"eta {_duration(remaining)}")
+            sigma_scores = " ".join(
+                f"{key.split('sigma')[1]}:{value:.3f}"
+                for key, value in scores.items()
+                if key.startswith("val_matching")
+            )
+            emit(
+                f"epoch {epoch + 1:3d}/{recipe.epochs}  loss {row['loss']:.4f}  lr {row['learning_rate']:.2e}  "
+                f"val matching mAP by σ {sigma_scores}  val score {scores['val_score']:.4f}"
+                f"{' *' if state['best_epoch'] == epoch + 1 else ''}  "
+                f"{row['pairs_per_second']:.0f} pairs/s  elapsed {_duration(state['train_seconds'])}  "
+                f"eta {_duration(remaining)}"
+            )
             epochs_this_call += 1
     finally:
         log.close()
@@ -438,9 +519,13 @@ def _train_epochs(out: Path, recipe: ReleaseRecipe, release_data: ReleaseData, d
     return {**state, "best_weights": best}
 
 
-def export_release(out_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str],
-                   recipe: ReleaseRecipe, extra: Mapping[str, Any] | None = None,
-                   data_root: Path | None = None) -> Path:
+def export_release(
+    out_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    recipe: ReleaseRecipe,
+    extra: Mapping[str, Any] | None = None,
+    data_root: Path | None = None,
+) -> Path:
     """Export the best epoch of a finished run as a ``describe(weights=...)`` export; return its manifest.
 
     The manifest gets the recipe, the training data, the machine, the wall time, the validation
@@ -458,18 +543,29 @@ def export_release(out_dir: str | os.PathLike[str], run_dir: str | os.PathLike[s
     if best is not None:
         descriptor.set_weights(best)
     log_path = run / LOG_NAME
-    info = {"recipe": recipe_json(recipe), "training_data": state["data"], "machine": state["machine"],
-            "wall_seconds": round(state["train_seconds"], 1), "best_epoch": state["best_epoch"],
-            "validation_curve": state["history"],
-            "log": log_path.read_text().splitlines() if log_path.is_file() else [],
-            **(extra or {})}
+    info = {
+        "recipe": recipe_json(recipe),
+        "training_data": state["data"],
+        "machine": state["machine"],
+        "wall_seconds": round(state["train_seconds"], 1),
+        "best_epoch": state["best_epoch"],
+        "validation_curve": state["history"],
+        "log": log_path.read_text().splitlines() if log_path.is_file() else [],
+        **(extra or {}),
+    }
     manifest_path = pretrained.export_pipeline(out_dir, descriptor, descriptor_spec(), info=info)
     validation = load_release_data(recipe, data_root).validation
-    patches = np.concatenate([sweep.renoise(clean, 25.0, data.sequence_noise_seed(recipe.seed, name))
-                              .reshape(-1, *clean.shape[-2:]) for name, clean in validation.items()])
+    patches = np.concatenate(
+        [
+            sweep.renoise(clean, 25.0, data.sequence_noise_seed(recipe.seed, name)).reshape(-1, *clean.shape[-2:])
+            for name, clean in validation.items()
+        ]
+    )
     patches = patches[np.random.default_rng(0).permutation(len(patches))[:2048]]
     manifest = pretrained.read_manifest(manifest_path)
-    manifest["export_check"] = {**pretrained.check_export(manifest_path, patches, descriptor),
-                                "input": "held-out validation patches re-noised at σ 25 (fixed seed 0)"}
+    manifest["export_check"] = {
+        **pretrained.check_export(manifest_path, patches, descriptor),
+        "input": "held-out validation patches re-noised at σ 25 (fixed seed 0)",
+    }
     pretrained.write_manifest(manifest_path, manifest)
     return manifest_path

@@ -36,14 +36,16 @@ class StudyData:
     @functools.cached_property
     def train_sequences(self) -> dict[str, data.Sequence]:
         """Training sequences of the split (capped at profile.train_patches)."""
-        return data.load_dataset(self.data_dir, self.split, "train", max_patches=self.profile.train_patches,
-                                 noise_seed=self.seed)
+        return data.load_dataset(
+            self.data_dir, self.split, "train", max_patches=self.profile.train_patches, noise_seed=self.seed
+        )
 
     @functools.cached_property
     def test_sequences(self) -> dict[str, data.Sequence]:
         """Test sequences of the split (capped at profile.test_patches)."""
-        return data.load_dataset(self.data_dir, self.split, "test", max_patches=self.profile.test_patches,
-                                 noise_seed=self.seed)
+        return data.load_dataset(
+            self.data_dir, self.split, "test", max_patches=self.profile.test_patches, noise_seed=self.seed
+        )
 
     @functools.cached_property
     def banks(self) -> tuple[PatchBank, PatchBank]:
@@ -61,19 +63,28 @@ class StudyData:
 
     def generated_tasks(self, sizes: Mapping[str, int]) -> tasks.TaskSet:
         """Task files generated (recipes V and R, seed 42) for the first ``sizes[name]`` test points."""
-        clean_ref = {name: seq.clean[0, :sizes[name]] for name, seq in self.test_sequences.items()
-                     if seq.clean is not None}
+        clean_ref = {
+            name: seq.clean[0, : sizes[name]] for name, seq in self.test_sequences.items() if seq.clean is not None
+        }
         # On a small test set, keep two thirds of the points for distractors (the official ratio is 1:2).
         num_queries = min(self.profile.num_queries, sum(sizes.values()) // 3)
         return tasks.load_or_generate_tasks(
-            self._tasks_dir(sizes, num_queries), self.split, sizes, seed=42, clean_ref=clean_ref or None,
-            num_pairs=self.profile.num_pairs, num_queries=num_queries,
-            num_distractors=self.profile.num_distractors)
+            self._tasks_dir(sizes, num_queries),
+            self.split,
+            sizes,
+            seed=42,
+            clean_ref=clean_ref or None,
+            num_pairs=self.profile.num_pairs,
+            num_queries=num_queries,
+            num_distractors=self.profile.num_distractors,
+        )
 
     def _tasks_dir(self, sizes: Mapping[str, int], num_queries: int) -> Path:
         """Task files live next to the dataset, or under results/ if the dataset is read-only."""
-        sub = (f"split-{self.split}_n{sum(sizes.values())}_p{self.profile.num_pairs}_q{num_queries}"
-               f"_d{self.profile.num_distractors}")
+        sub = (
+            f"split-{self.split}_n{sum(sizes.values())}_p{self.profile.num_pairs}_q{num_queries}"
+            f"_d{self.profile.num_distractors}"
+        )
         folder = self.data_dir / "tasks" / sub
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -87,16 +98,17 @@ def embedded_dataset_dir(profile: config.Profile, seed: int = 0) -> Path:
     """Build (once) and return the embedded dataset a profile uses."""
     images = None
     if profile.embedded_images is not None:
-        images = embedded.DEFAULT_IMAGES[:profile.embedded_images]
+        images = embedded.DEFAULT_IMAGES[: profile.embedded_images]
     tag = f"embedded_p{profile.embedded_patches}_i{profile.embedded_images or 'all'}_s{seed}"
-    return embedded.ensure_embedded_dataset(config.data_root() / tag, seed=seed,
-                                            max_patches_per_sequence=profile.embedded_patches, images=images)
+    return embedded.ensure_embedded_dataset(
+        config.data_root() / tag, seed=seed, max_patches_per_sequence=profile.embedded_patches, images=images
+    )
 
 
 def hold_out_scenes(sequences: Mapping[str, data.Sequence], every: int = 6) -> tuple[dict, dict]:
     """Split sequences into (train, validation) by scene name (i_x and v_x stay together)."""
     scenes = sorted({name[2:] for name in sequences})
-    held = set(scenes[every // 2::every]) or {scenes[-1]}
+    held = set(scenes[every // 2 :: every]) or {scenes[-1]}
     if len(held) == len(scenes):
         raise ValueError(f"need at least two scenes to hold one out for validation, got {scenes}")
     train = {name: seq for name, seq in sequences.items() if name[2:] not in held}

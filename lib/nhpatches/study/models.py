@@ -65,20 +65,43 @@ class ModelStore:
     def run(self, experiment: str, spec: object, epochs: int, **extra) -> RunDir:
         """The cache folder of a training run (key: spec, schedule, seed, data, and ``extra``)."""
         profile = dataclasses.asdict(self.profile)
-        schedule = {k: profile[k] for k in (
-            "train_patches", "steps_per_epoch", "validation_steps", "batch_size", "denoiser_batch_size",
-            "dncnn_batch_size", "descriptor_steps_per_epoch", "descriptor_validation_steps",
-            "descriptor_train_patches")}
+        schedule = {
+            k: profile[k]
+            for k in (
+                "train_patches",
+                "steps_per_epoch",
+                "validation_steps",
+                "batch_size",
+                "denoiser_batch_size",
+                "dncnn_batch_size",
+                "descriptor_steps_per_epoch",
+                "descriptor_validation_steps",
+                "descriptor_train_patches",
+            )
+        }
         # Accelerator settings change the numbers, so they key the run too; only where they differ from
         # the defaults, so that the cpu and smoke profiles' existing cache keys stay as they were.
         defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)}
-        schedule.update({k: profile[k] for k in ("device_sampling", "mixed_precision", "jit_compile", "devices")
-                         if profile[k] != defaults[k]})
+        schedule.update(
+            {
+                k: profile[k]
+                for k in ("device_sampling", "mixed_precision", "jit_compile", "devices")
+                if profile[k] != defaults[k]
+            }
+        )
         # The backend is part of the key: the same seed gives different weights on TensorFlow, JAX and
         # PyTorch, so a run trained on one backend is never silently reused on another.
-        settings = {"spec": dataclasses.asdict(spec), "epochs": epochs, "schedule": schedule, "seed": self.data.seed,
-                    "split": self.data.split, "data": self.data.fingerprint, "profile": self.profile.name,
-                    "backend": keras.backend.backend(), **extra}
+        settings = {
+            "spec": dataclasses.asdict(spec),
+            "epochs": epochs,
+            "schedule": schedule,
+            "seed": self.data.seed,
+            "split": self.data.split,
+            "data": self.data.fingerprint,
+            "profile": self.profile.name,
+            "backend": keras.backend.backend(),
+            **extra,
+        }
         return RunDir(self.data.results_root, experiment, settings)
 
     # ----- denoisers ------------------------------------------------------------------------
@@ -91,8 +114,9 @@ class ModelStore:
     def denoiser(self, name: str) -> Trained:
         """A trained denoiser of ``specs.DENOISERS`` (trained on first use, then loaded)."""
         spec, run = self.denoiser_training_run(name)
-        metrics = self._train(run, lambda r: training.train_denoiser(spec, *self.data.banks, self.profile,
-                                                                     self.data.seed, r))
+        metrics = self._train(
+            run, lambda r: training.train_denoiser(spec, *self.data.banks, self.profile, self.data.seed, r)
+        )
         return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
 
     def denoiser_run_key(self, denoiser: str) -> str:
@@ -115,8 +139,10 @@ class ModelStore:
             return spec.train_on
         if spec.train_on == "joint":
             if denoiser in INPUT_ONLY:
-                raise ValueError(f"descriptor {descriptor!r} fine-tunes a denoiser jointly; pipeline "
-                                 f"{denoiser!r} has none (expected one of {sorted(specs.DENOISERS)})")
+                raise ValueError(
+                    f"descriptor {descriptor!r} fine-tunes a denoiser jointly; pipeline "
+                    f"{denoiser!r} has none (expected one of {sorted(specs.DENOISERS)})"
+                )
             return "joint"
         if denoiser == "clean":
             return "clean"
@@ -139,8 +165,17 @@ class ModelStore:
         init = None
         if spec.init_from is not None:
             init = self.descriptor_training_run(Pipeline(denoiser, spec.init_from))[1].key
-        return spec, self.run(f"descriptor_{descriptor}", spec, training.descriptor_epochs(spec, self.profile),
-                              training_input=training_input, init=init), source
+        return (
+            spec,
+            self.run(
+                f"descriptor_{descriptor}",
+                spec,
+                training.descriptor_epochs(spec, self.profile),
+                training_input=training_input,
+                init=init,
+            ),
+            source,
+        )
 
     def descriptor_run_key(self, pipeline: Pipeline) -> str:
         """Cache key of the descriptor trained for a pipeline (without training it)."""
@@ -161,8 +196,9 @@ class ModelStore:
             initial = self.descriptor(Pipeline(denoiser, spec.init_from)).model if spec.init_from else None
             if source == "joint":
                 train, validation = self.descriptor_banks()
-                return training.train_joint(spec, self.denoiser(denoiser).model, initial, train, validation,
-                                            self.profile, self.data.seed, r)
+                return training.train_joint(
+                    spec, self.denoiser(denoiser).model, initial, train, validation, self.profile, self.data.seed, r
+                )
             train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
             return training.train_descriptor(spec, train, validation, self.profile, self.data.seed, r, source, initial)
 
@@ -177,13 +213,23 @@ class ModelStore:
         train, validation = (cap_points(bank, cap) for bank in self.data.banks)
         if denoiser is None:
             return train, validation
-        run = RunDir(self.data.results_root, "denoised_train", {
-            "denoiser": denoiser, "model": self.denoiser_run_key(denoiser), "train_patches": self.profile.train_patches,
-            "descriptor_train_patches": cap, "split": self.data.split, "data": self.data.fingerprint,
-            "noise_seed": self.data.seed})
+        run = RunDir(
+            self.data.results_root,
+            "denoised_train",
+            {
+                "denoiser": denoiser,
+                "model": self.denoiser_run_key(denoiser),
+                "train_patches": self.profile.train_patches,
+                "descriptor_train_patches": cap,
+                "split": self.data.split,
+                "data": self.data.fingerprint,
+                "noise_seed": self.data.seed,
+            },
+        )
         noisy = {"train": train.noisy, "validation": validation.noisy}
-        load_or_compute(run, lambda r: store_denoised(r, self.denoiser(denoiser).model, noisy,
-                                                      self.profile.predict_batch_size))
+        load_or_compute(
+            run, lambda r: store_denoised(r, self.denoiser(denoiser).model, noisy, self.profile.predict_batch_size)
+        )
         with np.load(run.path / "patches.npz") as stored:
             return with_denoised(train, stored["train"]), with_denoised(validation, stored["validation"])
 
@@ -220,9 +266,7 @@ def store_denoised(run: RunDir, model: keras.Model, noisy: dict[str, np.ndarray]
     start = time.perf_counter()
     outputs = {name: denoise_patches(model, array, batch_size) for name, array in noisy.items()}
     seconds = time.perf_counter() - start
-    with atomic_path(run.file("patches.npz")) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **outputs)
+    with atomic_path(run.file("patches.npz")) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **outputs)
     count = sum(array.size // (array.shape[-1] * array.shape[-2]) for array in outputs.values())
     return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds}
-

@@ -20,7 +20,7 @@ class Pipeline(NamedTuple):
     descriptor: str
 
     @classmethod
-    def of(cls, pipeline: "Pipeline | tuple[str, str] | str", descriptor: str | None = None) -> "Pipeline":
+    def of(cls, pipeline: Pipeline | tuple[str, str] | str, descriptor: str | None = None) -> Pipeline:
         """A Pipeline from a Pipeline, a (denoiser, descriptor) pair, or the two names in that order."""
         if descriptor is not None:
             return cls(pipeline, descriptor)  # type: ignore[arg-type]
@@ -47,11 +47,23 @@ def _pipelines(*pairs: tuple[str, str]) -> tuple[Pipeline, ...]:
 
 
 #: Table 2 of the study, in the report's row order.
-TABLE2_PIPELINES = _pipelines(("unet", "baseline"), ("dncnn_adam", "baseline"), ("dncnn_adam", "updated"),
-                              ("dncnn_adam", "deep"), ("unet", "retrained"), ("dncnn_adam", "retrained"))
+TABLE2_PIPELINES = _pipelines(
+    ("unet", "baseline"),
+    ("dncnn_adam", "baseline"),
+    ("dncnn_adam", "updated"),
+    ("dncnn_adam", "deep"),
+    ("unet", "retrained"),
+    ("dncnn_adam", "retrained"),
+)
 #: Beyond the report (notebook 08): the HardNet-style extensions beside the report's baseline rows.
-EXTENSION_PIPELINES = _pipelines(("none", "hardnet"), ("unet", "hardnet"), ("unet_adam", "hardnet"),
-                                 ("unet_adam", "hardnet_noswap"), ("unet_adam", "hardnet_flip"), ("clean", "hardnet"))
+EXTENSION_PIPELINES = _pipelines(
+    ("none", "hardnet"),
+    ("unet", "hardnet"),
+    ("unet_adam", "hardnet"),
+    ("unet_adam", "hardnet_noswap"),
+    ("unet_adam", "hardnet_flip"),
+    ("clean", "hardnet"),
+)
 #: Notebook 08's table: classical baselines, the extensions, the joint pipeline and the report's rows.
 BEYOND_PIPELINES = (
     *_pipelines(("none", "raw"), ("none", "sift"), ("unet_adam", "sift"), ("none", "hardnet_flip")),
@@ -60,20 +72,31 @@ BEYOND_PIPELINES = (
 )
 #: Training-data ablation (notebook 08): one descriptor trained on clean, noisy or denoised patches,
 #: each tested on the denoiser's output.
-ABLATION_PIPELINES = _pipelines(("unet_adam", "hardnet_flip"), ("unet_adam", "hardnet_flip_noisy"),
-                                ("unet_adam", "hardnet_flip_denoised"))
+ABLATION_PIPELINES = _pipelines(
+    ("unet_adam", "hardnet_flip"), ("unet_adam", "hardnet_flip_noisy"), ("unet_adam", "hardnet_flip_denoised")
+)
 #: Joint denoise-and-describe against two-stage training with the same number of steps (notebook 08).
-JOINT_PIPELINES = _pipelines(("unet_adam", "hardnet_flip"), ("unet_adam", "hardnet_two_stage"),
-                             ("unet_adam", "hardnet_joint"))
+JOINT_PIPELINES = _pipelines(
+    ("unet_adam", "hardnet_flip"), ("unet_adam", "hardnet_two_stage"), ("unet_adam", "hardnet_joint")
+)
 #: The noise sweep's pipelines (notebook 08).
-SWEEP_PIPELINES = _pipelines(("none", "raw"), ("none", "sift"), ("unet", "baseline"), ("none", "hardnet_flip"),
-                             ("unet_adam", "hardnet_flip"), ("unet_adam", "hardnet_joint"))
+SWEEP_PIPELINES = _pipelines(
+    ("none", "raw"),
+    ("none", "sift"),
+    ("unet", "baseline"),
+    ("none", "hardnet_flip"),
+    ("unet_adam", "hardnet_flip"),
+    ("unet_adam", "hardnet_joint"),
+)
 
 
 def extension_pipelines(pipelines: tuple[Pipeline, ...]) -> tuple[Pipeline, ...]:
     """The pipelines whose descriptor is a named extension (not the report's, not classical)."""
-    return tuple(p for p in map(Pipeline.of, pipelines)
-                 if p.descriptor in specs.DESCRIPTORS and specs.DESCRIPTORS[p.descriptor].family == "extension")
+    return tuple(
+        p
+        for p in map(Pipeline.of, pipelines)
+        if p.descriptor in specs.DESCRIPTORS and specs.DESCRIPTORS[p.descriptor].family == "extension"
+    )
 
 
 def lookup(registry: dict, name: str, kind: str):

@@ -28,13 +28,16 @@ DPI = 150
 
 #: Table 2 of the report (mAP, split a, real N-HPatches noisy test patches). Quoted, not measured here.
 REPORT_TABLE2 = pd.DataFrame(
-    [("unet", "baseline", 0.841989, 0.260636, 0.563411),
-     ("dncnn_adam", "baseline", 0.831896, 0.257823, 0.546754),
-     ("dncnn_adam", "updated", 0.76265, 0.185319, 0.481561),
-     ("dncnn_adam", "deep", 0.837206, 0.250349, 0.542044),
-     ("unet", "retrained", 0.816596, 0.240827, 0.544785),
-     ("dncnn_adam", "retrained", 0.812047, 0.243429, 0.535071)],
-    columns=["denoiser", "descriptor", "verification", "matching", "retrieval"])
+    [
+        ("unet", "baseline", 0.841989, 0.260636, 0.563411),
+        ("dncnn_adam", "baseline", 0.831896, 0.257823, 0.546754),
+        ("dncnn_adam", "updated", 0.76265, 0.185319, 0.481561),
+        ("dncnn_adam", "deep", 0.837206, 0.250349, 0.542044),
+        ("unet", "retrained", 0.816596, 0.240827, 0.544785),
+        ("dncnn_adam", "retrained", 0.812047, 0.243429, 0.535071),
+    ],
+    columns=["denoiser", "descriptor", "verification", "matching", "retrieval"],
+)
 
 
 def save_figure(fig: Figure, name: str, profile: str) -> None:
@@ -64,6 +67,7 @@ def save_table(frame: pd.DataFrame, name: str, profile: str, floatfmt: str = "{:
 
 def to_markdown(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
     """A GitHub Markdown table of ``frame`` (floats formatted, NaN left blank)."""
+
     def cell(value: object) -> str:
         if isinstance(value, float):
             return "" if np.isnan(value) else floatfmt.format(value)
@@ -90,16 +94,21 @@ def plot_patch_grid(rows: Mapping[str, np.ndarray], columns: int = 8) -> Figure:
     return fig
 
 
-def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss",
-                     title: str | None = None) -> Figure:
+def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss", title: str | None = None) -> Figure:
     """Training (solid) and validation (dashed) curves of several runs against epochs."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, (label, history) in enumerate(histories.items()):
         color = f"C{i}"
         ax.plot(history["epoch"], history[metric], color=color, marker="o", label=f"{label} train")
         if f"val_{metric}" in history:
-            ax.plot(history["epoch"], history[f"val_{metric}"], color=color, ls="--", marker="s",
-                    label=f"{label} validation")
+            ax.plot(
+                history["epoch"],
+                history[f"val_{metric}"],
+                color=color,
+                ls="--",
+                marker="s",
+                label=f"{label} validation",
+            )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
@@ -129,12 +138,16 @@ def task_files_label(provenance: Mapping) -> str:
     if source.startswith("official"):
         origin = f"official retrieval lists, verification recipe V seed {provenance.get('verification_seed')}"
     elif source.startswith("generated"):
-        origin = (f"generated, recipe V seed {provenance.get('verification_seed')}, "
-                  f"recipe R seed {provenance.get('retrieval_seed')}")
+        origin = (
+            f"generated, recipe V seed {provenance.get('verification_seed')}, "
+            f"recipe R seed {provenance.get('retrieval_seed')}"
+        )
     else:
         origin = f"{source} at {provenance.get('path', '?')}"
-    return (f"{origin}; {counts.get('pos', '?')} pairs, {counts.get('queries', '?')} queries, "
-            f"{counts.get('distractors', '?')} distractors")
+    return (
+        f"{origin}; {counts.get('pos', '?')} pairs, {counts.get('queries', '?')} queries, "
+        f"{counts.get('distractors', '?')} distractors"
+    )
 
 
 def table_mean_map(results: Sequence[Mapping]) -> pd.DataFrame:
@@ -142,10 +155,17 @@ def table_mean_map(results: Sequence[Mapping]) -> pd.DataFrame:
     rows = []
     for result in results:
         pipeline, summary = result["pipeline"], result["summary"]
-        rows.append({"denoiser": pipeline["denoiser"], "descriptor": pipeline["descriptor"],
-                     "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
-                     "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"],
-                     "task_files": task_files_label(result.get("tasks", {}))})
+        rows.append(
+            {
+                "denoiser": pipeline["denoiser"],
+                "descriptor": pipeline["descriptor"],
+                "verification": summary["verification_mAP"],
+                "matching": summary["matching_mAP"],
+                "retrieval": summary["retrieval_mAP"],
+                "mean": summary["mean_mAP"],
+                "task_files": task_files_label(result.get("tasks", {})),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -162,8 +182,10 @@ def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
     rows = []
     for result in results:
         tidy = evaluation.results_to_frame(result)
-        row = {"pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"]),
-               "task_files": task_files_label(result.get("tasks", {}))}
+        row = {
+            "pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"]),
+            "task_files": task_files_label(result.get("tasks", {})),
+        }
         for record in tidy.itertuples(index=False):
             if record.subset == "all" and record.noise_level != "all":
                 row[f"{record.task[:5]} {record.noise_level}"] = record.mAP
@@ -178,8 +200,9 @@ def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
 SCORE_COLUMNS: tuple[str, ...] = (*config.TASKS, "mean")
 
 
-def seed_summary(tables: Sequence[pd.DataFrame], seeds: Sequence[int],
-                 keys: Sequence[str] = ("denoiser", "descriptor")) -> pd.DataFrame:
+def seed_summary(
+    tables: Sequence[pd.DataFrame], seeds: Sequence[int], keys: Sequence[str] = ("denoiser", "descriptor")
+) -> pd.DataFrame:
     """Per-seed tables (same rows) -> one table: score columns averaged over the seeds, a
     ``<score> std`` column for each (sample std, ddof=1; NaN with one seed) and ``seeds``.
 
@@ -229,9 +252,19 @@ def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]])
     palette = {"E": "#4daf4a", "H": "#ff7f00", "T": "#e41a1c"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(per_seed[0]) + 1.8), sharey=True)
     for ax, task in zip(axes, config.TASKS):
-        sns.barplot(data=tidy[tidy.task == task], y="pipeline", x="mAP", hue="noise", hue_order=list(palette),
-                    palette=palette, errorbar="sd" if len(per_seed) > 1 else None, err_kws={"linewidth": 0.8},
-                    capsize=0.15, ax=ax, legend=ax is axes[0])
+        sns.barplot(
+            data=tidy[tidy.task == task],
+            y="pipeline",
+            x="mAP",
+            hue="noise",
+            hue_order=list(palette),
+            palette=palette,
+            errorbar="sd" if len(per_seed) > 1 else None,
+            err_kws={"linewidth": 0.8},
+            capsize=0.15,
+            ax=ax,
+            legend=ax is axes[0],
+        )
         title = f"{task} mAP [%]" + (f", mean ± std of {len(per_seed)} seeds" if len(per_seed) > 1 else "")
         ax.set(title=title, xlabel="", ylabel="")
         ax.grid(axis="x", alpha=0.3)
@@ -256,12 +289,31 @@ def plot_noise_sweep(sweep: pd.DataFrame, reference_sigmas: Mapping[str, float] 
     dashes = {label: (4, 2) if is_classical else "" for label, is_classical in classical.items()}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True)
     for ax, task in zip(axes, config.TASKS):
-        sns.lineplot(data=long[long.task == task], x="sigma", y="mAP", hue="pipeline", style="pipeline",
-                     dashes=dashes, markers=True, markersize=5, errorbar="sd", ax=ax, legend=ax is axes[0])
+        sns.lineplot(
+            data=long[long.task == task],
+            x="sigma",
+            y="mAP",
+            hue="pipeline",
+            style="pipeline",
+            dashes=dashes,
+            markers=True,
+            markersize=5,
+            errorbar="sd",
+            ax=ax,
+            legend=ax is axes[0],
+        )
         for name, sigma in (reference_sigmas or {}).items():
             ax.axvline(sigma, color="0.7", lw=0.8, zorder=0)
-            ax.annotate(name, (sigma, 0.02), xycoords=("data", "axes fraction"), fontsize=7, color="0.45",
-                        ha="right", va="bottom", rotation=90)
+            ax.annotate(
+                name,
+                (sigma, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                color="0.45",
+                ha="right",
+                va="bottom",
+                rotation=90,
+            )
         ax.set(title=f"{task} mAP [%]", xlabel="noise std σ (0..255)", ylabel="")
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
@@ -272,9 +324,14 @@ def plot_noise_sweep(sweep: pd.DataFrame, reference_sigmas: Mapping[str, float] 
 
 
 #: Table 1 of the report: (denoiser epochs, descriptor epochs) of each Table 2 pipeline.
-REPORT_TABLE1 = {("unet", "baseline"): (40, 40), ("dncnn_adam", "baseline"): (5, 40),
-                 ("dncnn_adam", "updated"): (5, 40), ("dncnn_adam", "deep"): (5, 40),
-                 ("unet", "retrained"): (40, 13), ("dncnn_adam", "retrained"): (5, 13)}
+REPORT_TABLE1 = {
+    ("unet", "baseline"): (40, 40),
+    ("dncnn_adam", "baseline"): (5, 40),
+    ("dncnn_adam", "updated"): (5, 40),
+    ("dncnn_adam", "deep"): (5, 40),
+    ("unet", "retrained"): (40, 13),
+    ("dncnn_adam", "retrained"): (5, 13),
+}
 
 
 def table1_pipelines(rows: Sequence[Mapping]) -> pd.DataFrame:
@@ -286,14 +343,20 @@ def table1_pipelines(rows: Sequence[Mapping]) -> pd.DataFrame:
     for row in rows:
         den, desc = row["denoiser_metrics"], row["descriptor_metrics"]
         reported = REPORT_TABLE1.get((row["denoiser"], row["descriptor"]), (None, None))
-        out.append({"denoiser": row["denoiser"], "descriptor": row["descriptor"],
-                    "denoiser epochs": None if den is None else den.get("kept_epoch", den["epochs"]),
-                    "descriptor epochs": desc["epochs"],
-                    "report denoiser epochs": reported[0], "report descriptor epochs": reported[1],
-                    "descriptor trained on": desc.get("source"),
-                    "fine-tuned from": desc.get("init_from") or "",
-                    "denoiser seconds": None if den is None else den["train_seconds"],
-                    "descriptor seconds": desc["train_seconds"]})
+        out.append(
+            {
+                "denoiser": row["denoiser"],
+                "descriptor": row["descriptor"],
+                "denoiser epochs": None if den is None else den.get("kept_epoch", den["epochs"]),
+                "descriptor epochs": desc["epochs"],
+                "report denoiser epochs": reported[0],
+                "report descriptor epochs": reported[1],
+                "descriptor trained on": desc.get("source"),
+                "fine-tuned from": desc.get("init_from") or "",
+                "denoiser seconds": None if den is None else den["train_seconds"],
+                "descriptor seconds": desc["train_seconds"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -302,14 +365,23 @@ def table1_epochs(runs: Mapping[str, Mapping]) -> pd.DataFrame:
     rows = []
     for name, metrics in runs.items():
         final = metrics["final"]
-        rows.append({"model": name, "epochs": metrics["epochs"], "patches_fed": metrics["patches_fed"],
-                     "train_seconds": metrics["train_seconds"], "patches_per_second": metrics["patches_per_second"],
-                     "final_loss": final.get("loss"), "final_val_loss": final.get("val_loss"),
-                     "parameters": metrics["parameters"]})
+        rows.append(
+            {
+                "model": name,
+                "epochs": metrics["epochs"],
+                "patches_fed": metrics["patches_fed"],
+                "train_seconds": metrics["train_seconds"],
+                "patches_per_second": metrics["patches_per_second"],
+                "final_loss": final.get("loss"),
+                "final_val_loss": final.get("val_loss"),
+                "parameters": metrics["parameters"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ----- views of the networks and the training data (notebooks 01-08) -------------------------
+
 
 def _pair(value: object) -> str:
     """'3x3' for (3, 3), '2' for 2, '' for None."""
@@ -358,7 +430,7 @@ def _layer_details(layer: object) -> str:
     return ""
 
 
-def layer_table(model: "keras.Model") -> pd.DataFrame:
+def layer_table(model: keras.Model) -> pd.DataFrame:
     """One row per layer of a Keras model: what the report's schematics (R Fig. 1, 3, 4) show.
 
     Columns: name, type, output shape (no batch axis), filters, kernel, strides, activation,
@@ -376,23 +448,25 @@ def layer_table(model: "keras.Model") -> pd.DataFrame:
             activation_name = getattr(activation, "__name__", str(activation))
         else:
             activation_name = ""
-        rows.append({
-            "name": layer.name,
-            "type": type(layer).__name__,
-            "output shape": _output_shape(layer),
-            "filters": getattr(layer, "filters", "") or "",
-            "kernel": _pair(getattr(layer, "kernel_size", None)),
-            "strides": _pair(getattr(layer, "strides", None)),
-            "activation": activation_name,
-            "initializer": _initializer_name(getattr(layer, "kernel_initializer", None)),
-            "bias": "" if not hasattr(layer, "use_bias") else bool(layer.use_bias),
-            "parameters": int(layer.count_params()) if layer.built else 0,
-            "details": _layer_details(layer),
-        })
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output shape": _output_shape(layer),
+                "filters": getattr(layer, "filters", "") or "",
+                "kernel": _pair(getattr(layer, "kernel_size", None)),
+                "strides": _pair(getattr(layer, "strides", None)),
+                "activation": activation_name,
+                "initializer": _initializer_name(getattr(layer, "kernel_initializer", None)),
+                "bias": "" if not hasattr(layer, "use_bias") else bool(layer.use_bias),
+                "parameters": int(layer.count_params()) if layer.built else 0,
+                "details": _layer_details(layer),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def architecture_summary(networks: Mapping[str, "keras.Model"]) -> pd.DataFrame:
+def architecture_summary(networks: Mapping[str, keras.Model]) -> pd.DataFrame:
     """A compact side-by-side of several networks: one row each.
 
     Columns: network, conv layers, filters (in order), strides (in order), initializer(s),
@@ -403,14 +477,20 @@ def architecture_summary(networks: Mapping[str, "keras.Model"]) -> pd.DataFrame:
         table = layer_table(model)
         conv = table[table["type"] == "Conv2D"]
         dropout = table[table["type"] == "Dropout"]
-        rows.append({"network": label, "conv layers": len(conv),
-                     "filters": ", ".join(str(f) for f in conv["filters"]),
-                     "strides": ", ".join(s.split("x")[0] for s in conv["strides"]),
-                     "initializer": ", ".join(dict.fromkeys(conv["initializer"])),
-                     "dropout layers": f"{len(dropout)} ({', '.join(dict.fromkeys(dropout['details']))})"
-                     if len(dropout) else "0",
-                     "batch norm layers": int((table["type"] == "BatchNormalization").sum()),
-                     "parameters": int(model.count_params())})
+        rows.append(
+            {
+                "network": label,
+                "conv layers": len(conv),
+                "filters": ", ".join(str(f) for f in conv["filters"]),
+                "strides": ", ".join(s.split("x")[0] for s in conv["strides"]),
+                "initializer": ", ".join(dict.fromkeys(conv["initializer"])),
+                "dropout layers": f"{len(dropout)} ({', '.join(dict.fromkeys(dropout['details']))})"
+                if len(dropout)
+                else "0",
+                "batch norm layers": int((table["type"] == "BatchNormalization").sum()),
+                "parameters": int(model.count_params()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -35,8 +35,9 @@ class PipelineRunner:
     models: ModelStore
 
     def _run(self, experiment: str, settings: dict) -> RunDir:
-        return RunDir(self.data.results_root, experiment, {**settings, "split": self.data.split,
-                                                            "data": self.data.fingerprint})
+        return RunDir(
+            self.data.results_root, experiment, {**settings, "split": self.data.split, "data": self.data.fingerprint}
+        )
 
     def test_patches(self, pipeline: Pipeline | tuple[str, str] | str) -> dict[str, np.ndarray]:
         """Test patches as a pipeline's descriptor sees them: 'clean', 'none' (noisy) or denoised (by the
@@ -52,9 +53,19 @@ class PipelineRunner:
             key, model = self.models.denoiser_run_key(denoiser), (lambda: self.models.denoiser(denoiser).model)
         else:
             pipeline = Pipeline.of(pipeline)
-            key, model = self.models.pipeline_denoiser_key(pipeline), (lambda: self.models.pipeline_denoiser(pipeline)[0])
-        run = self._run("denoised_test", {"denoiser": denoiser, "model": key,
-                                          "test_patches": self.data.profile.test_patches, "noise_seed": self.data.seed})
+            key, model = (
+                self.models.pipeline_denoiser_key(pipeline),
+                (lambda: self.models.pipeline_denoiser(pipeline)[0]),
+            )
+        run = self._run(
+            "denoised_test",
+            {
+                "denoiser": denoiser,
+                "model": key,
+                "test_patches": self.data.profile.test_patches,
+                "noise_seed": self.data.seed,
+            },
+        )
         noisy = {name: seq.noisy for name, seq in self.data.test_sequences.items()}
         load_or_compute(run, lambda r: store_denoised(r, model(), noisy, self.data.profile.predict_batch_size))
         with np.load(run.path / "patches.npz") as stored:
@@ -64,16 +75,25 @@ class PipelineRunner:
         """MAE and PSNR against the clean patches, per noise level, on the first profile.quality_points
         points of every test sequence (all 16 images), for the noisy input and the denoiser's output."""
         points = self.data.profile.quality_points
-        run = self._run("denoising_quality", {
-            "denoiser": denoiser, "model": self.models.denoiser_run_key(denoiser), "quality_points": points,
-            "test_patches": self.data.profile.test_patches, "noise_seed": self.data.seed})
+        run = self._run(
+            "denoising_quality",
+            {
+                "denoiser": denoiser,
+                "model": self.models.denoiser_run_key(denoiser),
+                "quality_points": points,
+                "test_patches": self.data.profile.test_patches,
+                "noise_seed": self.data.seed,
+            },
+        )
 
         def compute(r: RunDir) -> dict:
             model, cut = self.models.denoiser(denoiser).model, slice(None, points)
             clean = {name: seq.clean[:, cut] for name, seq in self.data.test_sequences.items()}
             noisy = {name: seq.noisy[:, cut] for name, seq in self.data.test_sequences.items()}
-            denoised = {name: denoise_patches(model, array, self.data.profile.predict_batch_size)
-                        for name, array in noisy.items()}
+            denoised = {
+                name: denoise_patches(model, array, self.data.profile.predict_batch_size)
+                for name, array in noisy.items()
+            }
             count = sum(array.shape[0] * array.shape[1] for array in clean.values())
             return {"patches": count, "quality": denoising_quality(clean, noisy, denoised).to_dict(orient="records")}
 
@@ -84,22 +104,32 @@ class PipelineRunner:
         if pipeline.descriptor in CLASSICAL_DESCRIPTORS:
             from nhpatches.nets import classical
 
-            return classical.CLASSICAL[pipeline.descriptor], {"descriptor_source": "none (classical)",
-                                                              "descriptor_epochs": 0}
+            return classical.CLASSICAL[pipeline.descriptor], {
+                "descriptor_source": "none (classical)",
+                "descriptor_epochs": 0,
+            }
         trained = self.models.descriptor(pipeline)
         model, batch = trained.model, self.data.profile.predict_batch_size
         return (lambda flat: describe_patches(model, flat, batch)), {
-            "descriptor_source": trained.metrics.get("source"), "descriptor_epochs": trained.metrics["epochs"]}
+            "descriptor_source": trained.metrics.get("source"),
+            "descriptor_epochs": trained.metrics["epochs"],
+        }
 
     def evaluate(self, pipeline: Pipeline) -> dict:
         """HPatches verification / matching / retrieval of one pipeline (cached)."""
         denoiser, descriptor = pipeline
-        run = self._run("pipelines", {
-            "denoiser": denoiser, "descriptor": descriptor,
-            "denoiser_key": self.models.pipeline_denoiser_key(pipeline),
-            "descriptor_key": self.models.descriptor_key(pipeline),
-            "tasks": self.data.tasks.provenance, "test_patches": self.data.profile.test_patches,
-            "noise_seed": self.data.seed})
+        run = self._run(
+            "pipelines",
+            {
+                "denoiser": denoiser,
+                "descriptor": descriptor,
+                "denoiser_key": self.models.pipeline_denoiser_key(pipeline),
+                "descriptor_key": self.models.descriptor_key(pipeline),
+                "tasks": self.data.tasks.provenance,
+                "test_patches": self.data.profile.test_patches,
+                "noise_seed": self.data.seed,
+            },
+        )
 
         def compute(r: RunDir) -> dict:
             patches = self.test_patches(pipeline)
@@ -108,15 +138,26 @@ class PipelineRunner:
             descriptors = {name: describe_each(describe, array) for name, array in patches.items()}
             describe_seconds = time.perf_counter() - start
             results = evaluation.evaluate(descriptors, self.data.tasks)
-            results["pipeline"] = {"denoiser": denoiser, "descriptor": descriptor, "profile": self.data.profile.name,
-                                   **provenance, "seed": self.data.seed, "describe_seconds": describe_seconds,
-                                   "data_dir": str(self.data.data_dir), "layout": self.data.layout}
+            results["pipeline"] = {
+                "denoiser": denoiser,
+                "descriptor": descriptor,
+                "profile": self.data.profile.name,
+                **provenance,
+                "seed": self.data.seed,
+                "describe_seconds": describe_seconds,
+                "data_dir": str(self.data.data_dir),
+                "layout": self.data.layout,
+            }
             return results
 
         return load_or_compute(run, compute)
 
-    def noise_sweep(self, pipelines: tuple[Pipeline, ...], sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
-                    extra: dict[str, Describe] | None = None) -> pd.DataFrame:
+    def noise_sweep(
+        self,
+        pipelines: tuple[Pipeline, ...],
+        sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
+        extra: dict[str, Describe] | None = None,
+    ) -> pd.DataFrame:
         """mAPs of pipelines on the test set re-noised at each σ (see nhpatches.data.sweep).
 
         Uses the first ``profile.sweep_points`` points of every test sequence (all when None), all 16
@@ -131,13 +172,17 @@ class PipelineRunner:
             raise ValueError(f"{self.data.data_dir}: the noise sweep needs the clean test patches")
         pipelines = tuple(map(Pipeline.of, pipelines))
         if any(p.denoiser == "clean" for p in pipelines):
-            raise ValueError("the noise sweep re-noises the clean patches: pipeline 'clean' has no meaning "
-                             "there (use 'none' for no denoiser)")
+            raise ValueError(
+                "the noise sweep re-noises the clean patches: pipeline 'clean' has no meaning "
+                "there (use 'none' for no denoiser)"
+            )
         sweep_tasks = self.data.generated_tasks({name: array.shape[1] for name, array in clean.items()})
         rows = []
         for sigma in sigmas:
-            noisy = {name: sweep.renoise(array, sigma, data.sequence_noise_seed(self.data.seed, f"sweep:{name}"))
-                     for name, array in clean.items()}
+            noisy = {
+                name: sweep.renoise(array, sigma, data.sequence_noise_seed(self.data.seed, f"sweep:{name}"))
+                for name, array in clean.items()
+            }
             denoised: dict[str | None, dict[str, np.ndarray]] = {None: noisy}
 
             def summary_of(describe: Describe, patches: dict[str, np.ndarray]) -> dict:
@@ -146,17 +191,28 @@ class PipelineRunner:
 
             for pipeline in pipelines:
                 key = self.models.pipeline_denoiser_key(pipeline)
-                run = self._run("sweep", {
-                    "sigma": float(sigma), "denoiser": pipeline.denoiser, "descriptor": pipeline.descriptor,
-                    "denoiser_key": key, "descriptor_key": self.models.descriptor_key(pipeline), "points": points,
-                    "tasks": sweep_tasks.provenance, "noise_seed": self.data.seed,
-                    "sweep_noise": "nhpatches.sweep"})  # the noise model's tag, unchanged since its first run
+                run = self._run(
+                    "sweep",
+                    {
+                        "sigma": float(sigma),
+                        "denoiser": pipeline.denoiser,
+                        "descriptor": pipeline.descriptor,
+                        "denoiser_key": key,
+                        "descriptor_key": self.models.descriptor_key(pipeline),
+                        "points": points,
+                        "tasks": sweep_tasks.provenance,
+                        "noise_seed": self.data.seed,
+                        "sweep_noise": "nhpatches.sweep",
+                    },
+                )  # the noise model's tag, unchanged since its first run
 
                 def compute(r: RunDir, pipeline=pipeline, key=key) -> dict:
                     if key not in denoised:
                         model = self.models.pipeline_denoiser(pipeline)[0]
-                        denoised[key] = {name: denoise_patches(model, array, self.data.profile.predict_batch_size)
-                                         for name, array in noisy.items()}
+                        denoised[key] = {
+                            name: denoise_patches(model, array, self.data.profile.predict_batch_size)
+                            for name, array in noisy.items()
+                        }
                     return {"summary": summary_of(self.describer(pipeline)[0], denoised[key])}
 
                 rows.append(_sweep_row(sigma, pipeline, load_or_compute(run, compute)["summary"], sweep_tasks))
@@ -167,7 +223,13 @@ class PipelineRunner:
 
 def _sweep_row(sigma: float, pipeline: Pipeline, summary: dict, sweep_tasks) -> dict:
     """One row of the sweep table."""
-    return {"sigma": float(sigma), "denoiser": pipeline.denoiser, "descriptor": pipeline.descriptor,
-            "verification": summary["verification_mAP"], "matching": summary["matching_mAP"],
-            "retrieval": summary["retrieval_mAP"], "mean": summary["mean_mAP"],
-            "task_files": report.task_files_label(sweep_tasks.provenance)}
+    return {
+        "sigma": float(sigma),
+        "denoiser": pipeline.denoiser,
+        "descriptor": pipeline.descriptor,
+        "verification": summary["verification_mAP"],
+        "matching": summary["matching_mAP"],
+        "retrieval": summary["retrieval_mAP"],
+        "mean": summary["mean_mAP"],
+        "task_files": report.task_files_label(sweep_tasks.provenance),
+    }

@@ -47,9 +47,19 @@ class Study:
     seeds: tuple[int, ...] | None = None
 
     @classmethod
-    def open(cls, profile: str = "cpu", data_dir: str | Path | None = None, seed: int = 0, split: str = "a",
-             force_retrain: bool = False, epochs: int | None = None, seeds: Sequence[int] | None = None,
-             joint_lambda: float | None = None, results_root: Path | None = None, **overrides) -> "Study":
+    def open(
+        cls,
+        profile: str = "cpu",
+        data_dir: str | Path | None = None,
+        seed: int = 0,
+        split: str = "a",
+        force_retrain: bool = False,
+        epochs: int | None = None,
+        seeds: Sequence[int] | None = None,
+        joint_lambda: float | None = None,
+        results_root: Path | None = None,
+        **overrides,
+    ) -> Study:
         """Open a study; with no ``data_dir`` the embedded dataset of the profile is built (once).
 
         ``seeds`` (e.g. [0, 1, 2]) makes a multi-seed study: every model is trained once per seed
@@ -67,14 +77,22 @@ class Study:
             if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
                 raise ValueError(f"epochs must be a positive integer or None, got {epochs!r}")
             # The report's ratio of fine-tuning to training epochs (13 / 40) is kept; DnCNN keeps its last epoch.
-            overrides = {"epochs_unet": epochs, "epochs_dncnn": epochs, "epochs_descriptor": epochs,
-                         "epochs_retrain": max(1, round(epochs * 13 / 40)), "dncnn_keep_epoch": None,
-                         **overrides}
+            overrides = {
+                "epochs_unet": epochs,
+                "epochs_dncnn": epochs,
+                "epochs_descriptor": epochs,
+                "epochs_retrain": max(1, round(epochs * 13 / 40)),
+                "dncnn_keep_epoch": None,
+                **overrides,
+            }
         settings = config.get_profile(profile, **overrides)
         if seeds is not None:
             seeds = tuple(seeds)
-            if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
-                    or len(set(seeds)) != len(seeds):
+            if (
+                not seeds
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+                or len(set(seeds)) != len(seeds)
+            ):
                 raise ValueError(f"seeds must be distinct non-negative integers, got {seeds!r}")
             seed = seeds[0]
         if joint_lambda is not None and not (isinstance(joint_lambda, (int, float)) and joint_lambda >= 0):
@@ -88,8 +106,13 @@ class Study:
         return cls.of(study_data, force_retrain, joint_lambda, seeds)
 
     @classmethod
-    def of(cls, study_data: StudyData, force_retrain: bool = False, joint_lambda: float | None = None,
-           seeds: tuple[int, ...] | None = None) -> "Study":
+    def of(
+        cls,
+        study_data: StudyData,
+        force_retrain: bool = False,
+        joint_lambda: float | None = None,
+        seeds: tuple[int, ...] | None = None,
+    ) -> Study:
         """A study over ``study_data`` with its own model store and runner."""
         models = ModelStore(study_data, force_retrain, joint_lambda)
         return cls(study_data, models, PipelineRunner(study_data, models), seeds)
@@ -138,8 +161,12 @@ class Study:
         """HPatches verification / matching / retrieval of one pipeline (cached)."""
         return self.runner.evaluate(Pipeline.of(*pipeline))
 
-    def noise_sweep(self, pipelines: Sequence[Pipeline], sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
-                    extra: dict[str, Describe] | None = None) -> pd.DataFrame:
+    def noise_sweep(
+        self,
+        pipelines: Sequence[Pipeline],
+        sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
+        extra: dict[str, Describe] | None = None,
+    ) -> pd.DataFrame:
         """mAPs of pipelines on the test set re-noised at each σ (see PipelineRunner.noise_sweep)."""
         return self.runner.noise_sweep(tuple(pipelines), sigmas, extra)
 
@@ -150,11 +177,14 @@ class Study:
         return self.seeds or (self.seed,)
 
     @functools.cached_property
-    def studies(self) -> tuple["Study", ...]:
+    def studies(self) -> tuple[Study, ...]:
         """One study per seed (this one for the first), sharing data files, caches and settings."""
-        return tuple(self if s == self.seed else Study.of(dataclasses.replace(self.data, seed=s),
-                                                          self.models.force_retrain, self.models.joint_lambda)
-                     for s in self.seed_list)
+        return tuple(
+            self
+            if s == self.seed
+            else Study.of(dataclasses.replace(self.data, seed=s), self.models.force_retrain, self.models.joint_lambda)
+            for s in self.seed_list
+        )
 
     @property
     def figures(self) -> str:

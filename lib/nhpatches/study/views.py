@@ -21,15 +21,20 @@ if TYPE_CHECKING:
     from nhpatches.study.study import Study
 
 
-def dataset_summary(study: "Study") -> pd.DataFrame:
+def dataset_summary(study: Study) -> pd.DataFrame:
     """One row per sequence: kind, patches loaded and role (train / validation / test)."""
     train, validation = hold_out_scenes(study.train_sequences)
     roles = [("train", train), ("validation", validation), ("test", study.test_sequences)]
-    return pd.DataFrame([{"sequence": name, "kind": seq.kind, "patches": seq.num_patches, "role": role}
-                         for role, group in roles for name, seq in group.items()])
+    return pd.DataFrame(
+        [
+            {"sequence": name, "kind": seq.kind, "patches": seq.num_patches, "role": role}
+            for role, group in roles
+            for name, seq in group.items()
+        ]
+    )
 
 
-def example_patches(study: "Study", columns: int = 8, sequence: str | None = None) -> dict[str, np.ndarray]:
+def example_patches(study: Study, columns: int = 8, sequence: str | None = None) -> dict[str, np.ndarray]:
     """Clean and noisy patches of one test sequence for the reference and one image per level."""
     seq = study.test_sequences[sequence or next(iter(study.test_sequences))]
     rows = {}
@@ -40,8 +45,9 @@ def example_patches(study: "Study", columns: int = 8, sequence: str | None = Non
     return rows
 
 
-def denoised_examples(study: "Study", pipeline: Pipeline | tuple[str, str] | str,
-                      columns: int = 8) -> dict[str, np.ndarray]:
+def denoised_examples(
+    study: Study, pipeline: Pipeline | tuple[str, str] | str, columns: int = 8
+) -> dict[str, np.ndarray]:
     """Noisy, denoised and clean versions of the same test patches, cycling easy / hard / tough.
 
     ``pipeline``: a denoiser name, or a pipeline whose descriptor was trained jointly with it (the
@@ -57,7 +63,7 @@ def denoised_examples(study: "Study", pipeline: Pipeline | tuple[str, str] | str
     return {"noisy": seq.noisy[images, points], label: denoised[images, points], "clean": seq.clean[images, points]}
 
 
-def joint_examples(study: "Study", pipeline: Pipeline | tuple[str, str], columns: int = 8) -> dict[str, np.ndarray]:
+def joint_examples(study: Study, pipeline: Pipeline | tuple[str, str], columns: int = 8) -> dict[str, np.ndarray]:
     """Noisy, the denoiser's output, its copy tuned jointly with the descriptor, and clean patches."""
     denoiser = pipeline[0]
     before = denoised_examples(study, denoiser, columns)
@@ -66,7 +72,7 @@ def joint_examples(study: "Study", pipeline: Pipeline | tuple[str, str], columns
     return {"noisy": before["noisy"], denoiser: before[denoiser], tuned: after[tuned], "clean": before["clean"]}
 
 
-def compare_denoisers(study: "Study", names: tuple[str, ...]) -> pd.DataFrame:
+def compare_denoisers(study: Study, names: tuple[str, ...]) -> pd.DataFrame:
     """Test-set MAE and PSNR per noise level for several denoisers (noisy input listed once)."""
     frames = []
     for i, name in enumerate(names):
@@ -77,12 +83,12 @@ def compare_denoisers(study: "Study", names: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["denoiser", "input", "noise_level", "mae", "psnr_db"]]
 
 
-def realism(study: "Study") -> pd.DataFrame:
+def realism(study: Study) -> pd.DataFrame:
     """Trivial-descriptor figures per level on the test sequences (clean patches)."""
     return embedded.measure_realism(study.test_sequences).reset_index()
 
 
-def noise_summary(study: "Study") -> pd.DataFrame:
+def noise_summary(study: Study) -> pd.DataFrame:
     """Noise std per level and the measured noisy/clean correlation and std ratio on the test patches."""
     rows = []
     sequences = study.test_sequences.values()
@@ -90,23 +96,34 @@ def noise_summary(study: "Study") -> pd.DataFrame:
         images = list(images)
         clean = np.concatenate([s.clean[images].reshape(-1, s.clean[0, 0].size) for s in sequences])
         noisy = np.concatenate([s.noisy[images].reshape(-1, s.noisy[0, 0].size) for s in sequences])
-        rows.append({"noise_level": level, "noise_std": data.NOISE_STD[level],
-                     "median_patch_std": float(np.median(clean.std(axis=1))),
-                     "median_correlation": float(np.median(_row_correlation(clean, noisy)))})
+        rows.append(
+            {
+                "noise_level": level,
+                "noise_std": data.NOISE_STD[level],
+                "median_patch_std": float(np.median(clean.std(axis=1))),
+                "median_correlation": float(np.median(_row_correlation(clean, noisy))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def table1(study: "Study", pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES) -> pd.DataFrame:
+def table1(study: Study, pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES) -> pd.DataFrame:
     """Table 1: epochs of each pipeline's denoiser and descriptor beside the report's, with costs."""
     rows = []
     for pipeline in map(Pipeline.of, pipelines):
         den = study.denoiser(pipeline.denoiser).metrics if pipeline.denoiser not in INPUT_ONLY else None
-        rows.append({"denoiser": pipeline.denoiser, "descriptor": pipeline.descriptor,
-                     "descriptor_metrics": study.descriptor(pipeline).metrics, "denoiser_metrics": den})
+        rows.append(
+            {
+                "denoiser": pipeline.denoiser,
+                "descriptor": pipeline.descriptor,
+                "descriptor_metrics": study.descriptor(pipeline).metrics,
+                "denoiser_metrics": den,
+            }
+        )
     return report.table1_pipelines(rows)
 
 
-def model_costs(study: "Study", pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES) -> pd.DataFrame:
+def model_costs(study: Study, pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES) -> pd.DataFrame:
     """Training cost of every model behind the pipelines (one row per trained model)."""
     runs: dict[str, Mapping] = {}
     for pipeline in map(Pipeline.of, pipelines):
@@ -116,22 +133,37 @@ def model_costs(study: "Study", pipelines: tuple[Pipeline, ...] = TABLE2_PIPELIN
     return report.table1_epochs(runs)
 
 
-def facts(study: "Study", pipeline: Pipeline | tuple[str, str]) -> dict:
+def facts(study: Study, pipeline: Pipeline | tuple[str, str]) -> dict:
     """What a pipeline's models are, without training them: the descriptor's training data, loss
     and epochs, the denoiser's kept epoch and the seeds."""
     denoiser, descriptor = pipeline
     seeds = ",".join(str(s) for s in study.seed_list)
-    den_epochs = "-" if denoiser in INPUT_ONLY else str(training.denoiser_epochs(
-        lookup(specs.DENOISERS, denoiser, "denoiser"), study.profile)[1])
+    den_epochs = (
+        "-"
+        if denoiser in INPUT_ONLY
+        else str(training.denoiser_epochs(lookup(specs.DENOISERS, denoiser, "denoiser"), study.profile)[1])
+    )
     if descriptor in CLASSICAL_DESCRIPTORS:
-        return {"training data": "none (no training)", "loss": "-", "denoiser epochs": den_epochs,
-                "descriptor epochs": "-", "seeds": seeds}
+        return {
+            "training data": "none (no training)",
+            "loss": "-",
+            "denoiser epochs": den_epochs,
+            "descriptor epochs": "-",
+            "seeds": seeds,
+        }
     spec = study.models.descriptor_spec(descriptor)
     source = study.models.descriptor_source(Pipeline.of(pipeline))
-    data_text = {"denoised": f"denoised by {denoiser}", "clean": "clean", "noisy": "noisy",
-                 "joint": f"noisy, through {denoiser} fine-tuned jointly"}[source]
-    loss = {"triplet": "triplet (Eq. 2)", "hard_triplet": "hard triplet (Eq. 4)",
-            "hardest_negative": "hardest negative (HardNet)"}[spec.loss]
+    data_text = {
+        "denoised": f"denoised by {denoiser}",
+        "clean": "clean",
+        "noisy": "noisy",
+        "joint": f"noisy, through {denoiser} fine-tuned jointly",
+    }[source]
+    loss = {
+        "triplet": "triplet (Eq. 2)",
+        "hard_triplet": "hard triplet (Eq. 4)",
+        "hardest_negative": "hardest negative (HardNet)",
+    }[spec.loss]
     if source == "joint":
         loss += f" + {spec.joint_weight:g}·MAE"
     epochs, parent = str(training.descriptor_epochs(spec, study.profile)), spec.init_from
@@ -139,11 +171,16 @@ def facts(study: "Study", pipeline: Pipeline | tuple[str, str]) -> dict:
         parent_spec = study.models.descriptor_spec(parent)
         epochs = f"{training.descriptor_epochs(parent_spec, study.profile)} ({parent}) + {epochs}"
         parent = parent_spec.init_from
-    return {"training data": data_text, "loss": loss, "denoiser epochs": den_epochs,
-            "descriptor epochs": epochs, "seeds": seeds}
+    return {
+        "training data": data_text,
+        "loss": loss,
+        "denoiser epochs": den_epochs,
+        "descriptor epochs": epochs,
+        "seeds": seeds,
+    }
 
 
-def with_facts(study: "Study", table: pd.DataFrame) -> pd.DataFrame:
+def with_facts(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     """A pipeline table with ``facts`` columns inserted after its descriptor column."""
     rows = pd.DataFrame([facts(study, pipeline) for pipeline in zip(table.denoiser, table.descriptor)])
     position = table.columns.get_loc("descriptor") + 1

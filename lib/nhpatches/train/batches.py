@@ -57,19 +57,22 @@ def cap_points(bank: PatchBank, per_sequence: int | None) -> PatchBank:
         return bank
     if isinstance(per_sequence, bool) or not isinstance(per_sequence, int) or per_sequence < 1:
         raise ValueError(f"points per sequence must be a positive int or None, got {per_sequence!r}")
-    keep = np.concatenate([np.flatnonzero(bank.sequence_ids == i)[:per_sequence]
-                           for i in range(len(bank.sequence_names))])
-    pick = (lambda a: None if a is None else a[keep])
-    return PatchBank(bank.clean[keep], pick(bank.noisy), bank.sequence_ids[keep], bank.sequence_names,
-                     pick(bank.denoised))
+    keep = np.concatenate(
+        [np.flatnonzero(bank.sequence_ids == i)[:per_sequence] for i in range(len(bank.sequence_names))]
+    )
+    pick = lambda a: None if a is None else a[keep]
+    return PatchBank(
+        bank.clean[keep], pick(bank.noisy), bank.sequence_ids[keep], bank.sequence_names, pick(bank.denoised)
+    )
 
 
 def with_denoised(bank: PatchBank, denoised: np.ndarray) -> PatchBank:
     """The bank with a denoiser's output of its noisy patches attached as ``denoised``."""
     denoised = np.asarray(denoised)
     if denoised.shape != bank.clean.shape or denoised.dtype != np.uint8:
-        raise ValueError(f"denoised patches must be uint8 of shape {bank.clean.shape}, "
-                         f"got {denoised.dtype} {denoised.shape}")
+        raise ValueError(
+            f"denoised patches must be uint8 of shape {bank.clean.shape}, got {denoised.dtype} {denoised.shape}"
+        )
     return dataclasses.replace(bank, denoised=denoised)
 
 
@@ -98,8 +101,9 @@ def check_batch_settings(mode: str, flip: str, batch_size: int, num_points: int)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(f"batch_size must be an int >= 2, got {batch_size!r}")
     if num_points < batch_size:
-        raise ValueError(f"batch_size {batch_size} exceeds the {num_points} training points: "
-                         "a batch needs distinct points")
+        raise ValueError(
+            f"batch_size {batch_size} exceeds the {num_points} training points: a batch needs distinct points"
+        )
 
 
 def flip_patches(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -147,16 +151,19 @@ class DenoisingBatches(_EpochBatches):
     Shape: each item ((B, P, P, 1), (B, P, P, 1)) float32 in 0..255.
     """
 
-    def __init__(self, bank: PatchBank, batch_size: int, steps: int | None, seed: int = 0,
-                 frozen: bool = False) -> None:
+    def __init__(
+        self, bank: PatchBank, batch_size: int, steps: int | None, seed: int = 0, frozen: bool = False
+    ) -> None:
         if bank.noisy is None:
             raise ValueError("denoiser training needs noisy patches; the bank has none")
         self.full_pass = steps is None
         if self.full_pass:
             steps = bank.num_points * len(IMAGE_TYPES) // batch_size
             if steps < 1:
-                raise ValueError(f"one pass over the bank's {bank.num_points * len(IMAGE_TYPES)} patches "
-                                 f"is less than one batch of {batch_size}")
+                raise ValueError(
+                    f"one pass over the bank's {bank.num_points * len(IMAGE_TYPES)} patches "
+                    f"is less than one batch of {batch_size}"
+                )
         super().__init__(bank, batch_size, steps, seed, frozen)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -164,8 +171,10 @@ class DenoisingBatches(_EpochBatches):
         if self.full_pass:
             order = rng.permutation(self.bank.num_points * len(IMAGE_TYPES))[:total]
             return {"point": order // len(IMAGE_TYPES), "image": order % len(IMAGE_TYPES)}
-        return {"point": rng.integers(0, self.bank.num_points, total),
-                "image": rng.integers(0, len(IMAGE_TYPES), total)}
+        return {
+            "point": rng.integers(0, self.bank.num_points, total),
+            "image": rng.integers(0, len(IMAGE_TYPES), total),
+        }
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
@@ -186,8 +195,17 @@ class TripletBatches(_EpochBatches):
     Shape: inputs each (B, P, P, 1) float32 0..255; targets (B,) zeros (unused by the losses).
     """
 
-    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, mode: str = "triplet",
-                 flip: str = "none", source: str = "clean", frozen: bool = False) -> None:
+    def __init__(
+        self,
+        bank: PatchBank,
+        batch_size: int,
+        steps: int,
+        seed: int = 0,
+        mode: str = "triplet",
+        flip: str = "none",
+        source: str = "clean",
+        frozen: bool = False,
+    ) -> None:
         check_batch_settings(mode, flip, batch_size, bank.num_points)
         if source not in ("clean", "noisy", "denoised") or getattr(bank, source) is None:
             raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, got {source!r}")
@@ -207,9 +225,15 @@ class TripletBatches(_EpochBatches):
         first = rng.integers(0, len(IMAGE_TYPES), total)
         second = (first + rng.integers(1, len(IMAGE_TYPES), total)) % len(IMAGE_TYPES)
         negative = (points + rng.integers(1, num_points, total)) % num_points
-        return {"point": points, "first": first, "second": second, "negative": negative,
-                "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
-                "flip": self._flip_codes(rng, total), "negative_flip": self._flip_codes(rng, total)}
+        return {
+            "point": points,
+            "first": first,
+            "second": second,
+            "negative": negative,
+            "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
+            "flip": self._flip_codes(rng, total),
+            "negative_flip": self._flip_codes(rng, total),
+        }
 
     def _batch_plan(self, index: int) -> dict[str, np.ndarray]:
         """The drawn points, images and flip codes of batch ``index``."""
@@ -237,8 +261,9 @@ class JointBatches(TripletBatches):
     "denoised": (B, 2, P, P, 1) float32 clean}.
     """
 
-    def __init__(self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, flip: str = "none",
-                 frozen: bool = False) -> None:
+    def __init__(
+        self, bank: PatchBank, batch_size: int, steps: int, seed: int = 0, flip: str = "none", frozen: bool = False
+    ) -> None:
         if bank.noisy is None:
             raise ValueError("joint training needs noisy patches; the bank has none")
         super().__init__(bank, batch_size, steps, seed, "pair", flip, "noisy", frozen)

@@ -49,8 +49,9 @@ def _check_bank(patches: np.ndarray, what: str) -> np.ndarray:
     """A (points, 16, P, P) uint8 bank flattened to (points * 16, P, P) (row = point * 16 + image)."""
     patches = np.asarray(patches)
     if patches.ndim != 4 or patches.shape[1] != NUM_IMAGES or patches.dtype != np.uint8:
-        raise ValueError(f"{what} must be uint8 of shape (points, {NUM_IMAGES}, P, P), "
-                         f"got {patches.dtype} {patches.shape}")
+        raise ValueError(
+            f"{what} must be uint8 of shape (points, {NUM_IMAGES}, P, P), got {patches.dtype} {patches.shape}"
+        )
     return np.ascontiguousarray(patches.reshape((-1,) + patches.shape[2:]))
 
 
@@ -105,8 +106,9 @@ class DeviceTripletSampler(keras.layers.Layer):
     Shape: call -> 3 (or 2) x (B, P, P, 1) float32 in 0..255.
     """
 
-    def __init__(self, patches: np.ndarray, batch_size: int, mode: str = "triplet", flip: str = "none",
-                 seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self, patches: np.ndarray, batch_size: int, mode: str = "triplet", flip: str = "none", seed: int = 0, **kwargs
+    ) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         flat = _check_bank(patches, "patches")
@@ -139,9 +141,15 @@ class DeviceTripletSampler(keras.layers.Layer):
         first = self._randint(0, NUM_IMAGES)
         second = (first + self._randint(1, NUM_IMAGES)) % NUM_IMAGES
         negative = (point + self._randint(1, self.num_points)) % self.num_points
-        return {"point": point, "first": first, "second": second, "negative": negative,
-                "negative_image": self._randint(0, NUM_IMAGES),
-                "flip": self._flip_codes(), "negative_flip": self._flip_codes()}
+        return {
+            "point": point,
+            "first": first,
+            "second": second,
+            "negative": negative,
+            "negative_image": self._randint(0, NUM_IMAGES),
+            "flip": self._flip_codes(),
+            "negative_flip": self._flip_codes(),
+        }
 
     def gather(self, point, image, codes):
         """Patches (point, image) of the bank, flipped by code. Shape: 3 x (B,) -> (B, P, P, 1) float32."""
@@ -152,8 +160,10 @@ class DeviceTripletSampler(keras.layers.Layer):
 
     def sample(self, plan: dict) -> tuple:
         """The batch of a plan from :meth:`draw`. Shape: 3 (or 2) x (B, P, P, 1) float32."""
-        out = [self.gather(plan["point"], plan["first"], plan["flip"]),
-               self.gather(plan["point"], plan["second"], plan["flip"])]
+        out = [
+            self.gather(plan["point"], plan["first"], plan["flip"]),
+            self.gather(plan["point"], plan["second"], plan["flip"]),
+        ]
         if self.mode == "triplet":
             out.append(self.gather(plan["negative"], plan["negative_image"], plan["negative_flip"]))
         return tuple(out)
@@ -177,8 +187,9 @@ class DeviceDenoisingSampler(keras.layers.Layer):
     Shape: call -> 2 x (B, P, P, 1) float32 in 0..255.
     """
 
-    def __init__(self, noisy: np.ndarray, clean: np.ndarray, batch_size: int, steps: int | None,
-                 seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self, noisy: np.ndarray, clean: np.ndarray, batch_size: int, steps: int | None, seed: int = 0, **kwargs
+    ) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         noisy_flat, clean_flat = _check_bank(noisy, "noisy patches"), _check_bank(clean, "clean patches")
@@ -198,8 +209,9 @@ class DeviceDenoisingSampler(keras.layers.Layer):
         self.clean = keras.Variable(clean_flat, dtype="uint8", trainable=False, name="clean")
         self.seed_generator = keras.random.SeedGenerator(seed)
         if self.full_pass:
-            self.order = keras.Variable(np.zeros(self.steps * batch_size, np.int32), dtype="int32",
-                                        trainable=False, name="order")
+            self.order = keras.Variable(
+                np.zeros(self.steps * batch_size, np.int32), dtype="int32", trainable=False, name="order"
+            )
             self.position = keras.Variable(0, dtype="int32", trainable=False, name="position")
             self.start_epoch(0)
         self.built = True  # all state exists from here on
@@ -207,7 +219,7 @@ class DeviceDenoisingSampler(keras.layers.Layer):
     def start_epoch(self, epoch: int) -> None:
         """Full-pass mode: draw epoch ``epoch``'s permutation (host, once per epoch) and restart it."""
         if self.full_pass:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.total)[:self.steps * self.batch_size]
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.total)[: self.steps * self.batch_size]
             self.order.assign(order.astype(np.int32))
             self.position.assign(0)
 
@@ -261,8 +273,9 @@ class SampledTrainer(keras.Model):
         patches = tuple(inputs) if isinstance(inputs, (list, tuple)) else self.sampler(inputs)
         if self.kind == "denoise":
             noisy, clean = patches
-            return ops.concatenate([ops.cast(self.network(noisy, training=training), "float32"),
-                                    ops.cast(clean, "float32")], axis=-1)
+            return ops.concatenate(
+                [ops.cast(self.network(noisy, training=training), "float32"), ops.cast(clean, "float32")], axis=-1
+            )
         return ops.stack([ops.cast(self.network(p, training=training), "float32") for p in patches], axis=1)
 
 
@@ -345,8 +358,10 @@ class StackedTargetLoss(keras.losses.Loss):
 
 def stacked_metrics() -> list[keras.metrics.Metric]:
     """The denoisers' "mae" and "mse" metrics for a denoise SampledTrainer (same history names)."""
-    return [keras.metrics.MeanMetricWrapper(stacked_mae, name="mae"),
-            keras.metrics.MeanMetricWrapper(stacked_mse, name="mse")]
+    return [
+        keras.metrics.MeanMetricWrapper(stacked_mae, name="mae"),
+        keras.metrics.MeanMetricWrapper(stacked_mse, name="mse"),
+    ]
 
 
 @contextlib.contextmanager
@@ -397,8 +412,10 @@ def data_parallel(devices: int, batch_sizes: tuple[int, ...] = ()) -> Iterator[k
         yield None
         return
     if keras.backend.backend() != "jax":
-        raise ValueError(f"devices={devices} needs the JAX backend (keras.distribution.DataParallel); "
-                         f"the backend is {keras.backend.backend()!r}")
+        raise ValueError(
+            f"devices={devices} needs the JAX backend (keras.distribution.DataParallel); "
+            f"the backend is {keras.backend.backend()!r}"
+        )
     available = keras.distribution.list_devices()
     if len(available) < devices:
         raise ValueError(f"devices={devices} but JAX sees {len(available)}: {available}")

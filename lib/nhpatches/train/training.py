@@ -58,13 +58,18 @@ def _denoiser_optimizer(spec: DenoiserSpec) -> keras.optimizers.Optimizer:
 def build_denoiser(spec: DenoiserSpec, jit_compile: bool | str = "auto") -> keras.Model:
     """The denoiser network of a spec, compiled with its loss and optimiser."""
     model = build_denoiser_network(spec)
-    model.compile(optimizer=_denoiser_optimizer(spec), loss=spec.loss, metrics=["mae", "mse"],
-                  jit_compile=jit_compile)
+    model.compile(optimizer=_denoiser_optimizer(spec), loss=spec.loss, metrics=["mae", "mse"], jit_compile=jit_compile)
     return model
 
 
-def build_sampled_denoiser_trainer(spec: DenoiserSpec, train: PatchBank, batch_size: int, steps: int | None,
-                                   seed: int, jit_compile: bool | str = "auto") -> tuple[keras.Model, SampledTrainer]:
+def build_sampled_denoiser_trainer(
+    spec: DenoiserSpec,
+    train: PatchBank,
+    batch_size: int,
+    steps: int | None,
+    seed: int,
+    jit_compile: bool | str = "auto",
+) -> tuple[keras.Model, SampledTrainer]:
     """(denoiser, trainer) for device sampling: the trainer draws (noisy, clean) batches of ``train`` on the device.
 
     ``steps`` None: one shuffled pass per epoch (see DeviceDenoisingSampler). Same loss and
@@ -75,8 +80,12 @@ def build_sampled_denoiser_trainer(spec: DenoiserSpec, train: PatchBank, batch_s
     model = build_denoiser_network(spec)
     sampler = DeviceDenoisingSampler(train.noisy, train.clean, batch_size, steps, seed, name="sampler")
     trainer = SampledTrainer(model, sampler, "denoise", name=f"{spec.name}_trainer")
-    trainer.compile(optimizer=_denoiser_optimizer(spec), loss=StackedTargetLoss(spec.loss),
-                    metrics=stacked_metrics(), jit_compile=jit_compile)
+    trainer.compile(
+        optimizer=_denoiser_optimizer(spec),
+        loss=StackedTargetLoss(spec.loss),
+        metrics=stacked_metrics(),
+        jit_compile=jit_compile,
+    )
     return model, trainer
 
 
@@ -90,13 +99,17 @@ def _fresh_descriptor(spec: DescriptorSpec, initial: keras.Model | None) -> kera
 
 def _compiled(trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str) -> keras.Model:
     """A descriptor trainer compiled with the spec's loss and a fresh optimiser."""
-    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate), loss=descriptor_loss(spec),
-                    jit_compile=jit_compile)
+    trainer.compile(
+        optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
+        loss=descriptor_loss(spec),
+        jit_compile=jit_compile,
+    )
     return trainer
 
 
-def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None = None,
-                             jit_compile: bool | str = "auto") -> tuple[keras.Model, keras.Model]:
+def build_descriptor_trainer(
+    spec: DescriptorSpec, initial: keras.Model | None = None, jit_compile: bool | str = "auto"
+) -> tuple[keras.Model, keras.Model]:
     """(descriptor, trainer): the trainer shares weights and outputs stacked descriptors for the loss.
 
     With ``initial`` the descriptor starts from a copy of its weights (fine-tuning).
@@ -106,9 +119,14 @@ def build_descriptor_trainer(spec: DescriptorSpec, initial: keras.Model | None =
     return descriptor, _compiled(build(descriptor), spec, jit_compile)
 
 
-def build_sampled_descriptor_trainer(spec: DescriptorSpec, patches, batch_size: int, seed: int,
-                                     initial: keras.Model | None = None,
-                                     jit_compile: bool | str = "auto") -> tuple[keras.Model, SampledTrainer]:
+def build_sampled_descriptor_trainer(
+    spec: DescriptorSpec,
+    patches,
+    batch_size: int,
+    seed: int,
+    initial: keras.Model | None = None,
+    jit_compile: bool | str = "auto",
+) -> tuple[keras.Model, SampledTrainer]:
     """(descriptor, trainer) for device sampling: the trainer draws its batches from ``patches`` on the device.
 
     ``patches`` is one source of a bank, uint8 (points, 16, P, P); batches follow TripletBatches
@@ -136,8 +154,9 @@ def descriptor_epochs(spec: DescriptorSpec, profile: Profile) -> int:
     return profile.epochs_retrain if spec.init_from else profile.epochs_descriptor
 
 
-def train_denoiser(spec: DenoiserSpec, train: PatchBank, validation: PatchBank, profile: Profile,
-                   seed: int, run: RunDir) -> dict:
+def train_denoiser(
+    spec: DenoiserSpec, train: PatchBank, validation: PatchBank, profile: Profile, seed: int, run: RunDir
+) -> dict:
     """Train a denoiser on (noisy, clean) pairs; keep the weights of its kept epoch; save in ``run``."""
     keras.utils.set_random_seed(seed)
     batch = profile.dncnn_batch_size if spec.architecture == "dncnn" else profile.denoiser_batch_size
@@ -147,23 +166,42 @@ def train_denoiser(spec: DenoiserSpec, train: PatchBank, validation: PatchBank, 
     with data_parallel(profile.devices, (batch,)):
         with precision_policy(profile.mixed_precision):
             if profile.device_sampling:
-                model, trainer = build_sampled_denoiser_trainer(spec, train, batch, profile.steps_per_epoch, seed,
-                                                                jit_compile)
+                model, trainer = build_sampled_denoiser_trainer(
+                    spec, train, batch, profile.steps_per_epoch, seed, jit_compile
+                )
             else:
                 model = trainer = build_denoiser(spec, jit_compile)
         export = build_denoiser_network(spec) if profile.mixed_precision else None  # float32, for saving
         if profile.device_sampling:
             sampler = trainer.sampler
-            return _fit_and_save(model, trainer, DeviceSteps(sampler.steps, batch, profile.devices),
-                                 TargetsAsInputs(val_data), epochs, patches_per_item=1, run=run, keep_epoch=keep,
-                                 export=export, callbacks=[EpochPlan(sampler)])
+            return _fit_and_save(
+                model,
+                trainer,
+                DeviceSteps(sampler.steps, batch, profile.devices),
+                TargetsAsInputs(val_data),
+                epochs,
+                patches_per_item=1,
+                run=run,
+                keep_epoch=keep,
+                export=export,
+                callbacks=[EpochPlan(sampler)],
+            )
         train_data = DenoisingBatches(train, batch, profile.steps_per_epoch, seed)
-        return _fit_and_save(model, trainer, train_data, val_data, epochs, patches_per_item=1, run=run,
-                             keep_epoch=keep, export=export)
+        return _fit_and_save(
+            model, trainer, train_data, val_data, epochs, patches_per_item=1, run=run, keep_epoch=keep, export=export
+        )
 
 
-def train_descriptor(spec: DescriptorSpec, train: PatchBank, validation: PatchBank, profile: Profile,
-                     seed: int, run: RunDir, source: str = "clean", initial: keras.Model | None = None) -> dict:
+def train_descriptor(
+    spec: DescriptorSpec,
+    train: PatchBank,
+    validation: PatchBank,
+    profile: Profile,
+    seed: int,
+    run: RunDir,
+    source: str = "clean",
+    initial: keras.Model | None = None,
+) -> dict:
     """Train a descriptor on triplets (or pairs) of ``source`` patches; save it in ``run``.
 
     ``source`` is "clean", "noisy" or "denoised" (the banks' attribute); ``initial`` is the trained
@@ -176,31 +214,36 @@ def train_descriptor(spec: DescriptorSpec, train: PatchBank, validation: PatchBa
     steps = profile.descriptor_steps_per_epoch
     jit_compile = resolve_jit_compile(profile.jit_compile)
     val_batch = min(profile.batch_size, validation.num_points)
-    val_data = TripletBatches(validation, val_batch, profile.descriptor_validation_steps, seed + 1, mode,
-                              spec.flip, source, frozen=True)
+    val_data = TripletBatches(
+        validation, val_batch, profile.descriptor_validation_steps, seed + 1, mode, spec.flip, source, frozen=True
+    )
     per_item = 3 if mode == "triplet" else 2
     with data_parallel(profile.devices, (profile.batch_size, val_batch)):
         with precision_policy(profile.mixed_precision):
             if profile.device_sampling:
                 if source not in ("clean", "noisy", "denoised") or getattr(train, source) is None:
-                    raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, "
-                                     f"got {source!r}")
+                    raise ValueError(
+                        f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, got {source!r}"
+                    )
                 descriptor, trainer = build_sampled_descriptor_trainer(
-                    spec, getattr(train, source), profile.batch_size, seed, initial, jit_compile)
+                    spec, getattr(train, source), profile.batch_size, seed, initial, jit_compile
+                )
                 train_data = DeviceSteps(steps, profile.batch_size, profile.devices)
             else:
                 descriptor, trainer = build_descriptor_trainer(spec, initial, jit_compile)
                 train_data = TripletBatches(train, profile.batch_size, steps, seed, mode, spec.flip, source)
         export = build_descriptor_network(spec) if profile.mixed_precision else None  # float32, for saving
-        metrics = _fit_and_save(descriptor, trainer, train_data, val_data, descriptor_epochs(spec, profile),
-                                per_item, run, export=export)
+        metrics = _fit_and_save(
+            descriptor, trainer, train_data, val_data, descriptor_epochs(spec, profile), per_item, run, export=export
+        )
     metrics["source"] = source
     metrics["init_from"] = spec.init_from
     return metrics
 
 
-def build_joint_trainer(spec: DescriptorSpec, denoiser: keras.Model,
-                        descriptor: keras.Model) -> tuple[keras.Model, keras.Model, keras.Model]:
+def build_joint_trainer(
+    spec: DescriptorSpec, denoiser: keras.Model, descriptor: keras.Model
+) -> tuple[keras.Model, keras.Model, keras.Model]:
     """(denoiser copy, descriptor copy, compiled joint trainer) for end-to-end fine-tuning.
 
     Loss: spec's hardest-negative loss on the descriptors + ``spec.joint_weight`` x MAE of the
@@ -208,8 +251,10 @@ def build_joint_trainer(spec: DescriptorSpec, denoiser: keras.Model,
     through the descriptor loss alone.
     """
     if spec.train_on != "joint" or spec.loss != "hardest_negative":
-        raise ValueError(f"descriptor {spec.name!r}: joint training needs train_on='joint' and the "
-                         f"'hardest_negative' loss, got train_on={spec.train_on!r}, loss={spec.loss!r}")
+        raise ValueError(
+            f"descriptor {spec.name!r}: joint training needs train_on='joint' and the "
+            f"'hardest_negative' loss, got train_on={spec.train_on!r}, loss={spec.loss!r}"
+        )
     if not spec.joint_weight >= 0:
         raise ValueError(f"descriptor {spec.name!r}: joint_weight must be >= 0, got {spec.joint_weight!r}")
     denoiser_copy = keras.models.clone_model(denoiser)
@@ -217,23 +262,41 @@ def build_joint_trainer(spec: DescriptorSpec, denoiser: keras.Model,
     descriptor_copy = build_descriptor_network(spec)
     descriptor_copy.set_weights(descriptor.get_weights())
     trainer = models.build_joint_trainer(denoiser_copy, descriptor_copy)
-    trainer.compile(optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
-                    loss={"descriptors": losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap),
-                          "denoised": losses.mean_absolute_error},
-                    loss_weights={"descriptors": 1.0, "denoised": float(spec.joint_weight)})
+    trainer.compile(
+        optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
+        loss={
+            "descriptors": losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap),
+            "denoised": losses.mean_absolute_error,
+        },
+        loss_weights={"descriptors": 1.0, "denoised": float(spec.joint_weight)},
+    )
     return denoiser_copy, descriptor_copy, trainer
 
 
-def train_joint(spec: DescriptorSpec, denoiser: keras.Model, descriptor: keras.Model, train: PatchBank,
-                validation: PatchBank, profile: Profile, seed: int, run: RunDir) -> dict:
+def train_joint(
+    spec: DescriptorSpec,
+    denoiser: keras.Model,
+    descriptor: keras.Model,
+    train: PatchBank,
+    validation: PatchBank,
+    profile: Profile,
+    seed: int,
+    run: RunDir,
+) -> dict:
     """Fine-tune a denoiser and a descriptor end to end (see build_joint_trainer) for
     ``profile.epochs_retrain`` epochs of ``descriptor_steps_per_epoch`` batches of noisy pairs;
     save the descriptor as ``model.keras`` and the denoiser as ``denoiser.keras`` in ``run``."""
     keras.utils.set_random_seed(seed)
     denoiser_copy, descriptor_copy, trainer = build_joint_trainer(spec, denoiser, descriptor)
     train_data = JointBatches(train, profile.batch_size, profile.descriptor_steps_per_epoch, seed, spec.flip)
-    val_data = JointBatches(validation, min(profile.batch_size, validation.num_points),
-                            profile.descriptor_validation_steps, seed + 1, spec.flip, frozen=True)
+    val_data = JointBatches(
+        validation,
+        min(profile.batch_size, validation.num_points),
+        profile.descriptor_validation_steps,
+        seed + 1,
+        spec.flip,
+        frozen=True,
+    )
     metrics = _fit_and_save(descriptor_copy, trainer, train_data, val_data, descriptor_epochs(spec, profile), 2, run)
     with atomic_path(run.file("denoiser.keras")) as tmp:
         denoiser_copy.save(tmp)
@@ -245,8 +308,9 @@ def load_joint_denoiser(run: RunDir) -> keras.Model:
     """The fine-tuned denoiser of a finished joint run."""
     path = run.path / "denoiser.keras"
     if not run.is_complete() or not path.is_file():
-        raise FileNotFoundError(f"{run.path}: no finished joint training run (expected denoiser.keras, "
-                                "model.keras and metrics.json)")
+        raise FileNotFoundError(
+            f"{run.path}: no finished joint training run (expected denoiser.keras, model.keras and metrics.json)"
+        )
     return keras.models.load_model(path, compile=False)
 
 
@@ -263,8 +327,12 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         logs = logs or {}
         parts = [f"{key} {logs[key]:.4g}" for key in ("loss", "val_loss") if key in logs]
-        print(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
-              + f"  {time.perf_counter() - self._start:.1f} s", flush=True)
+        print(
+            f"[{self.label}] epoch {epoch + 1}/{self.epochs}  "
+            + "  ".join(parts)
+            + f"  {time.perf_counter() - self._start:.1f} s",
+            flush=True,
+        )
 
 
 class KeepEpoch(keras.callbacks.Callback):
@@ -279,10 +347,18 @@ class KeepEpoch(keras.callbacks.Callback):
             self.weights = [w.copy() for w in self.target.get_weights()]
 
 
-def _fit_and_save(model: keras.Model, trainer: keras.Model, train_data: keras.utils.PyDataset,
-                  val_data: keras.utils.PyDataset, epochs: int, patches_per_item: int, run: RunDir,
-                  keep_epoch: int | None = None, export: keras.Model | None = None,
-                  callbacks: list[keras.callbacks.Callback] | None = None) -> dict:
+def _fit_and_save(
+    model: keras.Model,
+    trainer: keras.Model,
+    train_data: keras.utils.PyDataset,
+    val_data: keras.utils.PyDataset,
+    epochs: int,
+    patches_per_item: int,
+    run: RunDir,
+    keep_epoch: int | None = None,
+    export: keras.Model | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> dict:
     """Fit ``trainer``, save ``model`` (its ``keep_epoch`` weights) and the history; return metrics.
 
     ``export``: a float32 copy of ``model``'s architecture that receives the kept weights and is
@@ -291,8 +367,13 @@ def _fit_and_save(model: keras.Model, trainer: keras.Model, train_data: keras.ut
     keep_epoch = keep_epoch or epochs
     keeper = KeepEpoch(model, keep_epoch)
     start = time.perf_counter()
-    history = trainer.fit(train_data, validation_data=val_data, epochs=epochs, verbose=0,
-                          callbacks=[*(callbacks or []), EpochLog(model.name, epochs), keeper])
+    history = trainer.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[*(callbacks or []), EpochLog(model.name, epochs), keeper],
+    )
     seconds = time.perf_counter() - start
     model.set_weights(keeper.weights)
     if export is not None:
@@ -306,10 +387,16 @@ def _fit_and_save(model: keras.Model, trainer: keras.Model, train_data: keras.ut
         model.save(tmp)
     fed = epochs * len(train_data) * train_data.batch_size * patches_per_item
     final = frame.iloc[keep_epoch - 1].drop("epoch").to_dict()
-    return {"epochs": int(epochs), "kept_epoch": int(keep_epoch), "train_seconds": seconds,
-            "patches_fed": int(fed), "patches_per_second": fed / seconds,
-            "final": {k: float(v) for k, v in final.items()},
-            "parameters": int(model.count_params()), "backend": keras.backend.backend()}
+    return {
+        "epochs": int(epochs),
+        "kept_epoch": int(keep_epoch),
+        "train_seconds": seconds,
+        "patches_fed": int(fed),
+        "patches_per_second": fed / seconds,
+        "final": {k: float(v) for k, v in final.items()},
+        "parameters": int(model.count_params()),
+        "backend": keras.backend.backend(),
+    }
 
 
 def load_model(run: RunDir) -> keras.Model:
