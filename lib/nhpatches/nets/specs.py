@@ -25,8 +25,8 @@ Variant = Literal["baseline", "updated", "deep"]
 DescriptorLossName = Literal["triplet", "hard_triplet", "hardest_negative"]
 Distance = Literal["mean_squared", "squared", "euclidean"]
 #: Flip augmentations of the descriptor batches (see nhpatches.train.batches.flip_patches).
-Flip = Literal["none", "random", "rot180"]
-TrainOn = Literal["pipeline", "clean", "noisy", "joint"]
+Flip = Literal["none", "random", "rot180", "d4"]
+TrainOn = Literal["pipeline", "clean", "noisy", "joint", "augmented"]
 FLIP_MODES: tuple[str, ...] = get_args(Flip)
 
 
@@ -67,7 +67,9 @@ class DescriptorSpec:
     "noisy" on noisy ones whatever the pipeline. "joint" (extension) fine-tunes the pipeline's
     denoiser together with the descriptor, end to end on noisy pairs, with the loss
     descriptor loss + ``joint_weight`` x MAE(denoised, clean); the pipeline then uses that
-    fine-tuned denoiser. ``init_from`` names the descriptor whose trained weights (for the same
+    fine-tuned denoiser. "augmented" (the release recipe, :mod:`nhpatches.pretrained.recipe`) trains on
+    clean patches with Gaussian noise drawn per patch in every batch, and on patches cut from whole
+    photographs made noisy before the cut; the recipe records its noise and data. ``init_from`` names the descriptor whose trained weights (for the same
     pipeline) are fine-tuned for ``profile.epochs_retrain`` epochs instead of training from scratch.
     """
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from nhpatches.core.config import IMAGE_TYPES
 from nhpatches.nets.specs import FLIP_MODES
+from nhpatches.train.augment import NoiseAugment, add_noise, square_symmetry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,8 +92,9 @@ BATCH_MODES: tuple[str, ...] = ("triplet", "pair")
 def check_batch_settings(mode: str, flip: str, batch_size: int, num_points: int) -> None:
     """The checks every descriptor batch source makes (host TripletBatches and the device sampler).
 
-    ``flip`` is one of FLIP_MODES: none, a random flip per pair, or every patch turned by 180
-    degrees (the report's "flipped patches" / "rotation of 180 degrees", R §4.3, §5).
+    ``flip`` is one of FLIP_MODES: none, a random flip per pair, every patch turned by 180
+    degrees (the report's "flipped patches" / "rotation of 180 degrees", R §4.3, §5), or one of the
+    8 symmetries of the square per pair ("d4", the release recipe's).
     """
     if mode not in BATCH_MODES:
         raise ValueError(f"mode must be 'triplet' or 'pair', got {mode!r}")
@@ -138,6 +140,18 @@ class _EpochBatches(keras.utils.PyDataset):
         if not self.frozen:
             self.epoch += 1
             self._plan = self._draw(np.random.default_rng([self.seed, self.epoch]))
+
+    def at(self, epoch: int, index: int):
+        """Batch ``index`` of ``epoch``: a function of (seed, epoch, index) alone, whatever was drawn before.
+
+        ``keras.Model.fit`` walks the batches through ``__getitem__`` and ``on_epoch_end``;
+        :class:`nhpatches.train.resumable.ResumableRun` asks for each batch by (epoch, step).
+        """
+        if self.frozen:
+            epoch = 0
+        if epoch != self.epoch:
+            self.epoch, self._plan = epoch, self._draw(np.random.default_rng([self.seed, epoch]))
+        return self[index]
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -191,7 +205,10 @@ class TripletBatches(_EpochBatches):
     the negative is another point in a random image. ``flip`` is one of FLIP_MODES: with
     "random" the anchor and positive share one random flip (a flipped point is still a matching
     pair) and the negative gets its own; with "rot180" every patch is turned by 180 degrees.
-    Patches come from ``source``: "clean", "noisy" or "denoised" (see with_denoised).
+    Patches come from ``source``: "clean", "noisy" or "denoised" (see with_denoised). With
+    ``noise`` (a :class:`~nhpatches.train.augment.NoiseAugment`) every patch gets Gaussian noise of
+    its own σ after the flip, drawn from (seed, epoch, batch index). A bank may hold any number
+    (>= 2) of images per point; HPatches has 16.
     Shape: inputs each (B, P, P, 1) float32 0..255; targets (B,) zeros (unused by the losses).
     """
 
@@ -205,32 +222,44 @@ class TripletBatches(_EpochBatches):
         flip: str = "none",
         source: str = "clean",
         frozen: bool = False,
+        noise: NoiseAugment | None = None,
     ) -> None:
         check_batch_settings(mode, flip, batch_size, bank.num_points)
         if source not in ("clean", "noisy", "denoised") or getattr(bank, source) is None:
             raise ValueError(f"source must be 'clean', 'noisy' or 'denoised' and present in the bank, got {source!r}")
-        self.mode, self.flip, self.source = mode, flip, source
+        self.mode, self.flip, self.source, self.noise = mode, flip, source, noise
         super().__init__(bank, batch_size, steps, seed, frozen)
 
     def _flip_codes(self, rng: np.random.Generator, total: int) -> np.ndarray:
-        """Flip code per patch: random 0..3, all 3 (180 degrees) or all 0."""
+        """Flip code per patch: random 0..3, all 3 (180 degrees), all 0, or a symmetry 0..7 ("d4")."""
         if self.flip == "random":
             return rng.integers(0, 4, total)
+        if self.flip == "d4":
+            return rng.integers(0, 8, total)
         return np.full(total, 3 if self.flip == "rot180" else 0, np.int64)
+
+    def _transform(self, patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Flip (or turn and mirror, "d4") each patch by its code. Shape: (B, P, P) -> (B, P, P)"""
+        return square_symmetry(patches, codes) if self.flip == "d4" else flip_patches(patches, codes)
+
+    def _input(self, patches: np.ndarray, sigmas: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        """Model input of transformed uint8 patches, with their noise when the batches add noise."""
+        return as_model_input(patches) if sigmas is None else add_noise(patches, sigmas, rng)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         num_points, size, steps = self.bank.num_points, self.batch_size, self.steps
+        views = self.bank.clean.shape[1]  # 16 images per point in HPatches
         points = np.stack([rng.choice(num_points, size, replace=False) for _ in range(steps)]).ravel()
         total = points.size
-        first = rng.integers(0, len(IMAGE_TYPES), total)
-        second = (first + rng.integers(1, len(IMAGE_TYPES), total)) % len(IMAGE_TYPES)
+        first = rng.integers(0, views, total)
+        second = (first + rng.integers(1, views, total)) % views
         negative = (points + rng.integers(1, num_points, total)) % num_points
         return {
             "point": points,
             "first": first,
             "second": second,
             "negative": negative,
-            "negative_image": rng.integers(0, len(IMAGE_TYPES), total),
+            "negative_image": rng.integers(0, views, total),
             "flip": self._flip_codes(rng, total),
             "negative_flip": self._flip_codes(rng, total),
         }
@@ -243,13 +272,19 @@ class TripletBatches(_EpochBatches):
     def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         plan = self._batch_plan(index)
         patches = getattr(self.bank, self.source)
-        anchor = flip_patches(patches[plan["point"], plan["first"]], plan["flip"])
-        positive = flip_patches(patches[plan["point"], plan["second"]], plan["flip"])
-        inputs = [as_model_input(anchor), as_model_input(positive)]
+        chosen = [patches[plan["point"], plan["first"]], patches[plan["point"], plan["second"]]]
+        codes = [plan["flip"], plan["flip"]]
         if self.mode == "triplet":
-            negative = patches[plan["negative"], plan["negative_image"]]
-            inputs.append(as_model_input(flip_patches(negative, plan["negative_flip"])))
-        return tuple(inputs), np.zeros(self.batch_size, np.float32)
+            chosen.append(patches[plan["negative"], plan["negative_image"]])
+            codes.append(plan["negative_flip"])
+        # The noise of batch ``index`` depends only on (seed, epoch, index): prefetching never changes it.
+        rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        sigmas = None if self.noise is None else self.noise.sigmas(rng, len(chosen) * self.batch_size)
+        inputs = tuple(
+            self._input(self._transform(part, code), None if sigmas is None else sigmas[k::len(chosen)], rng)
+            for k, (part, code) in enumerate(zip(chosen, codes))
+        )
+        return inputs, np.zeros(self.batch_size, np.float32)
 
 
 class JointBatches(TripletBatches):
@@ -273,7 +308,35 @@ class JointBatches(TripletBatches):
         inputs, clean = [], []
         for image in ("first", "second"):
             where = (plan["point"], plan[image])
-            inputs.append(as_model_input(flip_patches(self.bank.noisy[where], plan["flip"])))
-            clean.append(as_model_input(flip_patches(self.bank.clean[where], plan["flip"])))
+            inputs.append(as_model_input(self._transform(self.bank.noisy[where], plan["flip"])))
+            clean.append(as_model_input(self._transform(self.bank.clean[where], plan["flip"])))
         targets = {"descriptors": np.zeros(self.batch_size, np.float32), "denoised": np.stack(clean, axis=1)}
         return tuple(inputs), targets
+
+
+class InterleavedBatches(keras.utils.PyDataset):
+    """Batches of several sources in turn: step i is the next batch of source i mod k.
+
+    The sources must have the same batch size and number of steps; each redraws on its own at
+    the end of an epoch. The release recipe interleaves HPatches-style pairs with camera pairs.
+    """
+
+    def __init__(self, parts: list[TripletBatches]) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        if not parts or len({(len(p), p.batch_size) for p in parts}) != 1:
+            raise ValueError("interleaved batches need at least one source, all with the same steps and batch size")
+        self.parts, self.batch_size = parts, parts[0].batch_size
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def __getitem__(self, index: int):
+        return self.parts[index % len(self.parts)][index // len(self.parts)]
+
+    def at(self, epoch: int, index: int):
+        """Batch ``index`` of ``epoch`` (see :meth:`TripletBatches.at`)."""
+        return self.parts[index % len(self.parts)].at(epoch, index // len(self.parts))
+
+    def on_epoch_end(self) -> None:
+        for part in self.parts:
+            part.on_epoch_end()

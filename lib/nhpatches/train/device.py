@@ -114,6 +114,8 @@ class DeviceTripletSampler(keras.layers.Layer):
         flat = _check_bank(patches, "patches")
         points = flat.shape[0] // NUM_IMAGES
         check_batch_settings(mode, flip, batch_size, points)
+        if flip == "d4":
+            raise ValueError("flip 'd4' (the 8 symmetries of the square) is drawn on the host only; use device_sampling=False")
         self.num_points, self.batch_size, self.mode, self.flip = points, batch_size, mode, flip
         self.patch_shape = tuple(flat.shape[1:])
         self.bank = keras.Variable(flat, dtype="uint8", trainable=False, name="bank")

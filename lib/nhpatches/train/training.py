@@ -97,10 +97,13 @@ def _fresh_descriptor(spec: DescriptorSpec, initial: keras.Model | None) -> kera
     return descriptor
 
 
-def _compiled(trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str) -> keras.Model:
-    """A descriptor trainer compiled with the spec's loss and a fresh optimiser."""
+def _compiled(
+    trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str, learning_rate: object = None
+) -> keras.Model:
+    """A descriptor trainer compiled with the spec's loss and a fresh optimiser (``learning_rate``: a
+    schedule replacing the spec's constant rate)."""
     trainer.compile(
-        optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
+        optimizer=make_optimizer(spec.optimizer, spec.learning_rate if learning_rate is None else learning_rate),
         loss=descriptor_loss(spec),
         jit_compile=jit_compile,
     )
@@ -108,15 +111,19 @@ def _compiled(trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | st
 
 
 def build_descriptor_trainer(
-    spec: DescriptorSpec, initial: keras.Model | None = None, jit_compile: bool | str = "auto"
+    spec: DescriptorSpec,
+    initial: keras.Model | None = None,
+    jit_compile: bool | str = "auto",
+    learning_rate: object = None,
 ) -> tuple[keras.Model, keras.Model]:
     """(descriptor, trainer): the trainer shares weights and outputs stacked descriptors for the loss.
 
-    With ``initial`` the descriptor starts from a copy of its weights (fine-tuning).
+    With ``initial`` the descriptor starts from a copy of its weights (fine-tuning); ``learning_rate``
+    (e.g. a :class:`~nhpatches.train.resumable.WarmupCosine`) replaces the spec's constant rate.
     """
     descriptor = _fresh_descriptor(spec, initial)
     build = models.build_pair_trainer if descriptor_mode(spec) == "pair" else models.build_triplet_trainer
-    return descriptor, _compiled(build(descriptor), spec, jit_compile)
+    return descriptor, _compiled(build(descriptor), spec, jit_compile, learning_rate)
 
 
 def build_sampled_descriptor_trainer(
