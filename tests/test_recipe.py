@@ -1,4 +1,5 @@
-"""The release recipe: augmentation, batches, the resumable training loop and its export."""
+"""The release recipe on the library's one training stack: augmentation, batches, camera points,
+the resumable loop, the export and what its manifest records."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 
 from nhpatches import pretrained
+from nhpatches.data import camera, embedded, extraction
 from nhpatches.nets.inference import describe_patches
 from nhpatches.pretrained import recipe
+from nhpatches.train import augment, batches, resumable
 
 
 @pytest.fixture(scope="module")
@@ -22,55 +25,126 @@ def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+# --------------------------------------------------------------------------- augmentation and batches
+
+
 def test_square_symmetry_is_the_group_of_eight() -> None:
     """Codes 0..7 give the 4 rotations and their mirrors: 8 different patches, the identity for code 0."""
     patch = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
-    images = [recipe.square_symmetry(patch, np.array([code]))[0] for code in range(8)]
+    images = [augment.square_symmetry(patch, np.array([code]))[0] for code in range(8)]
     assert np.array_equal(images[0], patch[0])
     assert len({image.tobytes() for image in images}) == 8
     assert np.array_equal(images[2], patch[0, ::-1, ::-1])  # two quarter turns = 180°
-    batch = np.repeat(patch, 3, axis=0)
-    mixed = recipe.square_symmetry(batch, np.array([1, 4, 7]))
+    assert np.array_equal(images[1], np.rot90(patch[0]))  # one counter-clockwise quarter turn
+    assert np.array_equal(images[4], patch[0, :, ::-1])  # the mirror alone
+    mixed = augment.square_symmetry(np.repeat(patch, 3, axis=0), np.array([1, 4, 7]))
     assert all(np.array_equal(mixed[i], images[code]) for i, code in enumerate((1, 4, 7)))
 
 
 def test_noise_sigmas_mix_clean_and_uniform() -> None:
-    sigmas = recipe.noise_sigmas(np.random.default_rng(0), 20_000, 60.0, 0.25)
-    clean = np.mean(sigmas == 0)
-    assert 0.23 < clean < 0.27 and sigmas.max() <= 60.0
-    noisy = sigmas[sigmas > 0]
-    assert abs(noisy.mean() - 30.0) < 1.0  # uniform on [0, 60]
+    sigmas = augment.NoiseAugment(60.0, 0.25).sigmas(np.random.default_rng(0), 20_000)
+    assert 0.23 < np.mean(sigmas == 0) < 0.27 and sigmas.max() <= 60.0
+    assert abs(sigmas[sigmas > 0].mean() - 30.0) < 1.0  # uniform on [0, 60]
+    with pytest.raises(ValueError, match="clean_fraction"):
+        augment.NoiseAugment(60.0, 1.5)
 
 
-def test_draw_pairs_distinct_points_shared_symmetry_and_deterministic(smoke_recipe) -> None:
+def _bank(points: np.ndarray) -> batches.PatchBank:
+    return batches.PatchBank(points, None, np.zeros(len(points), np.int32), ("train",))
+
+
+def test_pair_batches_share_a_symmetry_and_depend_only_on_epoch_and_step() -> None:
     rng = np.random.default_rng(1)
     points = rng.integers(0, 256, (40, 16, 8, 8), dtype=np.uint8)
-    settings = recipe.recipe_for("smoke", sigma_max=0.0, batch_size=12)  # no noise: pairs are exact copies
     identical = np.repeat(points[:, :1], 16, axis=1)  # every image of a point the same patch
-    anchors, positives = recipe.draw_pairs(identical, settings, epoch=0, step=0)
+    data = batches.TripletBatches(_bank(identical), 12, 3, seed=0, mode="pair", flip="d4")
+    (anchors, positives), targets = data.at(0, 0)
     assert anchors.shape == positives.shape == (12, 8, 8, 1) and anchors.dtype == np.float32
     np.testing.assert_array_equal(anchors, positives)  # one symmetry for both patches of a pair
-    flat = anchors.reshape(12, -1)
-    assert len({row.tobytes() for row in flat}) == 12  # distinct points
-    again = recipe.draw_pairs(identical, settings, epoch=0, step=0)
-    np.testing.assert_array_equal(again[0], anchors)
-    assert not np.array_equal(recipe.draw_pairs(identical, settings, epoch=1, step=0)[0], anchors)
-    with pytest.raises(ValueError, match="exceeds the 40 training points"):
-        recipe.draw_pairs(points, recipe.recipe_for("smoke", batch_size=41), 0, 0)
+    assert len({row.tobytes() for row in anchors.reshape(12, -1)}) == 12  # distinct points
+    # the 8 symmetries are all drawn, and each anchor is its point's patch under one of them
+    plan = data._batch_plan(0)
+    assert set(np.unique(data._plan["flip"])) == set(range(8))
+    expected = augment.square_symmetry(identical[plan["point"], 0], plan["flip"])
+    np.testing.assert_array_equal(anchors[..., 0], expected)
+    # a batch is a function of (epoch, step): asking again, after other epochs, gives the same data
+    data.at(3, 1)
+    np.testing.assert_array_equal(data.at(0, 0)[0][0], anchors)
+    assert not np.array_equal(data.at(1, 0)[0][0], anchors)
+    # with noise the two patches of a pair differ, by the drawn σ, and the same draw comes back
+    noisy = batches.TripletBatches(_bank(identical), 12, 3, mode="pair", flip="d4", noise=augment.NoiseAugment(40, 0))
+    (a, p), _ = noisy.at(2, 1)
+    assert 5 < np.std(a - p) < 60
+    np.testing.assert_array_equal(noisy.at(2, 1)[0][0], a)
 
 
-def test_learning_rate_warms_up_then_decays_to_zero() -> None:
-    settings = recipe.recipe_for("cpu", epochs=4, steps_per_epoch=10, warmup_epochs=1)
-    rates = [recipe.learning_rate_at(settings, step) for step in range(settings.total_steps)]
-    assert rates[0] == pytest.approx(settings.learning_rate / 10)
-    assert max(rates) == pytest.approx(settings.learning_rate)
-    assert rates[9] == pytest.approx(settings.learning_rate) and rates[-1] < 0.01 * settings.learning_rate
-    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+def test_interleaved_batches_alternate_sources() -> None:
+    ones = np.ones((30, 4, 8, 8), np.uint8)
+    twos = np.full((30, 4, 8, 8), 2, np.uint8)
+    data = batches.InterleavedBatches(
+        [batches.TripletBatches(_bank(part), 10, 3, mode="pair") for part in (ones, twos)]
+    )
+    assert len(data) == 6 and data.batch_size == 10
+    assert [float(data.at(0, step)[0][0].mean()) for step in range(6)] == [1, 2, 1, 2, 1, 2]
+    with pytest.raises(ValueError, match="same steps and batch size"):
+        batches.InterleavedBatches(
+            [batches.TripletBatches(_bank(ones), 10, 3, mode="pair"), batches.TripletBatches(_bank(twos), 10, 2)]
+        )
 
 
-def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tmp_path) -> None:
-    """Killed after one epoch, the same call goes on from its checkpoint: same steps, no repeated epoch,
-    the same weights as an uninterrupted run; the export is what describe(weights=...) reads."""
+def test_warmup_cosine_schedule() -> None:
+    schedule = resumable.WarmupCosine(1e-3, 10, 40)
+    rates = [schedule.value(step) for step in range(40)]
+    np.testing.assert_allclose(rates[:10], 1e-3 * np.arange(1, 11) / 10)  # linear warm-up
+    assert rates[10] == pytest.approx(1e-3) and all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[-1] < 1e-5 and rates[25] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 15 / 30)))
+    import keras
+
+    graph = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 25, 39)]
+    np.testing.assert_allclose(graph, [rates[s] for s in (0, 9, 10, 25, 39)], rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- camera points
+
+
+def test_map_keypoints_follows_a_similarity() -> None:
+    """A zoom by 2 and a quarter turn (y down): positions mapped, size doubled, angle turned by 90°."""
+    turn = np.array([[0.0, -2.0, 100.0], [2.0, 0.0, 10.0], [0.0, 0.0, 1.0]])
+    keypoints = np.array([[10.0, 20.0, 4.0, 30.0], [50.0, 5.0, 6.0, -1.0]])
+    mapped = camera.map_keypoints(keypoints, turn)
+    np.testing.assert_allclose(mapped[:, :2], extraction.apply_homography(turn, keypoints[:, :2]))
+    np.testing.assert_allclose(mapped[:, 2], [8.0, 12.0])
+    np.testing.assert_allclose(mapped[:, 3], [120.0, -1.0])  # "no orientation" stays -1
+
+
+def test_camera_points_match_across_views() -> None:
+    """The same keypoint cut from two clean views correlates far more than two different keypoints."""
+    photo = embedded.load_photo("astronaut.png", max_side=320)
+    settings = camera.CameraSettings(views=3, points=80, sigma_max=0.0, magnification=8.0)
+    points = camera.camera_round(photo, settings, np.random.default_rng(0))
+    assert points.dtype == np.uint8 and points.shape[1:] == (3, 32, 32) and 40 <= len(points) <= 80
+    flat = points.reshape(len(points), 3, -1).astype(float)
+    flat = (flat - flat.mean(-1, keepdims=True)) / (flat.std(-1, keepdims=True) + 1e-6)
+    same = np.median((flat[:, 0] * flat[:, 1]).mean(-1))
+    other = np.median((flat[:, 0] * np.roll(flat[:, 1], 7, axis=0)).mean(-1))
+    assert same > 0.6 and same > other + 0.3, (same, other)
+    noisy = camera.camera_round(photo, settings, np.random.default_rng(0), sigmas=np.full(3, 50.0))
+    assert np.abs(noisy.astype(float) - points.astype(float)).mean() > 10  # the noise is in the views
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def test_recipe_resumes_exactly_and_exports_what_it_trained(smoke_recipe, data_root, tmp_path, monkeypatch) -> None:
+    drawn: list[tuple[int, int, float]] = []
+    original = batches.TripletBatches.at
+
+    def recording(self, epoch, index):
+        batch = original(self, epoch, index)
+        drawn.append((epoch, index, self.noise is None))
+        return batch
+
+    monkeypatch.setattr(batches.TripletBatches, "at", recording)
     lines: list[str] = []
     first = recipe.train_release(tmp_path / "run", smoke_recipe, data_root, print_fn=lines.append, stop_after=1)
     assert first["epochs_done"] == 1 and not first["finished"]
@@ -80,28 +154,54 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
     assert [row["epoch"] for row in resumed["history"]] == [1, 2]
     assert any(line.startswith("resuming after epoch 1/2") for line in lines)
     assert sum(line.startswith("epoch ") for line in lines) == 2
-    assert all("eta" in line and "val score" in line for line in lines if line.startswith("epoch "))
+    # the batches drawn: every step once, patch steps (noise added) and camera steps (noise in the photo) in turn
+    steps = smoke_recipe.steps_per_epoch // 2
+    assert sorted((e, i, cam) for e, i, cam in drawn) == sorted(
+        (e, i, cam) for e in range(2) for i in range(steps) for cam in (False, True)
+    )
+    drawn.clear()
     straight = recipe.train_release(tmp_path / "straight", smoke_recipe, data_root, print_fn=lambda _: None)
     for a, b in zip(resumed["best_weights"], straight["best_weights"]):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    # another recipe never resumes this checkpoint
-    with pytest.raises(ValueError, match="checkpoint of another recipe"):
+        np.testing.assert_array_equal(a, b)  # a resumed run is the uninterrupted one
+    with pytest.raises(ValueError, match="checkpoint of another run"):
         recipe.train_release(tmp_path / "run", recipe.recipe_for("smoke", epochs=3), data_root)
-    # the export: a manifest with the recipe, data, machine, wall time, curve and log; describe() reads it
-    manifest_path = recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe, data_root=data_root)
-    manifest = json.loads(manifest_path.read_text())
+
+    manifest = json.loads(
+        recipe.export_release(tmp_path / "export", tmp_path / "run", smoke_recipe, data_root=data_root).read_text()
+    )
     assert manifest["name"] == "none+hardnet_release" and manifest["recipe"] == recipe.recipe_json(smoke_recipe)
-    assert manifest["training_data"]["train_points"] > 0 and manifest["machine"]["cores"] >= 1
-    assert manifest["wall_seconds"] > 0 and len(manifest["validation_curve"]) == 2 and manifest["log"]
+    spec = manifest["descriptor"]["spec"]
+    # the spec says what was trained: symmetries, noise-augmented and camera data, Euclidean hardest negatives
+    assert (spec["flip"], spec["train_on"], spec["loss"], spec["distance"]) == (
+        "d4", "augmented", "hardest_negative", "euclidean"
+    )
+    assert manifest["recipe"]["magnification"] == smoke_recipe.camera.magnification
+    # the exported epoch is the best of the validation curve; training and validation photos are disjoint
+    curve = manifest["validation_curve"]
+    assert manifest["best_epoch"] == 1 + int(np.argmax([row["val_score"] for row in curve]))
+    stems = {side: {name.split("_", 1)[1] for name in manifest["training_data"][f"{side}_sequences"]}
+             for side in ("train", "validation")}
+    assert stems["train"] and stems["validation"] and not stems["train"] & stems["validation"]
+    assert manifest["training_data"]["camera_points"] > 0 and manifest["wall_seconds"] > 0 and manifest["log"]
     check = manifest["export_check"]
     assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999 and check["patches"] > 0, check
     patches = np.random.default_rng(0).integers(0, 256, (20, 32, 32), dtype=np.uint8)
     exported = pretrained.describe(patches, weights=tmp_path / "export")
-    descriptor, _ = recipe.build_release_trainer(smoke_recipe)
+    descriptor, _, _ = recipe._build(smoke_recipe)
     descriptor.set_weights(resumed["best_weights"])
-    reference = describe_patches(descriptor, patches)
-    assert np.abs(exported - reference).max() <= 2e-3  # float16 kernels
-    assert exported.shape == (20, 128) and np.allclose(np.linalg.norm(exported, axis=1), 1, atol=1e-5)
+    assert np.abs(exported - describe_patches(descriptor, patches)).max() <= 2e-3  # float16 kernels
+
+
+def test_fine_tuning_starts_from_the_checked_export(smoke_recipe, tmp_path) -> None:
+    shipped = pretrained.pretrained_dir()
+    good = recipe.recipe_for("smoke", init_weights=str(shipped), init_sha256=pretrained.read_manifest(
+        shipped / pretrained.MANIFEST_NAME)["sha256"])
+    descriptor, _, _ = recipe._build(good)
+    loaded = pretrained.load_pipeline(shipped).descriptor
+    for a, b in zip(descriptor.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="the recipe expects 00"):
+        recipe._build(recipe.recipe_for("smoke", init_weights=str(shipped), init_sha256="00"))
 
 
 def test_export_needs_a_finished_run(smoke_recipe, data_root, tmp_path) -> None:
@@ -112,13 +212,18 @@ def test_export_needs_a_finished_run(smoke_recipe, data_root, tmp_path) -> None:
         recipe.export_release(tmp_path / "export", tmp_path / "nothing", smoke_recipe, data_root=data_root)
 
 
-def test_corrupt_checkpoint_state_is_named(smoke_recipe, data_root, tmp_path) -> None:
+def test_corrupt_or_missing_checkpoints_are_named(smoke_recipe, data_root, tmp_path) -> None:
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / recipe.STATE_NAME).write_text("{not json")
+    (tmp_path / "run" / resumable.STATE_NAME).write_text("{not json")
     with pytest.raises(ValueError, match=r"state.json: unreadable checkpoint state"):
         recipe.train_release(tmp_path / "run", smoke_recipe, data_root)
+    recipe.train_release(tmp_path / "two", smoke_recipe, data_root, print_fn=lambda _: None, stop_after=1)
+    for old in (tmp_path / "two").glob("checkpoint-*.npz"):
+        old.unlink()
+    with pytest.raises(FileNotFoundError, match="checkpoint-epoch001.npz: checkpoint weights named by"):
+        recipe.train_release(tmp_path / "two", smoke_recipe, data_root)
 
 
 def test_prefetched_yields_every_step_in_order() -> None:
-    assert list(recipe.prefetched(lambda step: step * 10, 5)) == [0, 10, 20, 30, 40]
-    assert list(recipe.prefetched(lambda step: step, 0)) == []
+    assert list(resumable.prefetched(lambda step: step * 10, 5)) == [0, 10, 20, 30, 40]
+    assert list(resumable.prefetched(lambda step: step, 0)) == []

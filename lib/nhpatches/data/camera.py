@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from nhpatches.data import extraction
+from nhpatches.data.regions import extract_patches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,6 @@ def camera_round(photo: np.ndarray, settings: CameraSettings, rng: np.random.Gen
         mapped = _jitter(map_keypoints(keypoints, homography), settings, rng)
         keep &= _inside(mapped, photo.shape, settings.magnification)
         views.append((noisy_view(image, float(sigmas[view]), rng), mapped))
-    from nhpatches.data.regions import extract_patches
-
     chosen = np.flatnonzero(keep)[: settings.points]
     patches = [extract_patches(image, mapped[chosen], magnification=settings.magnification) for image, mapped in views]
     return np.stack(patches, axis=1)

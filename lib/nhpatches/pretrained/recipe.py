@@ -72,14 +72,17 @@ class ReleaseRecipe:
     symmetries: bool = True  # the 8 rotations/mirrors of the square, shared by a pair
     # camera pairs: every other step when on (steps_per_epoch must then be even)
     camera_steps: bool = True
-    camera: camera.CameraSettings = camera.CameraSettings()
+    camera: camera.CameraSettings = camera.CameraSettings(magnification=8.0)
+    # fine-tuning: start from the weights of an export (``describe(weights=...)`` folder), checked by sha256
+    init_weights: str | None = None
+    init_sha256: str | None = None
     # model selection (held-out embedded test photos)
     validation_points: int = 64
     validation_sigmas: tuple[float, ...] = (0.0, 25.0, 50.0)
     seed: int = 0
     # accelerator settings
     mixed_precision: str | None = None
-    jit_compile: bool | str = True
+    jit_compile: bool | str = "auto"  # XLA measured 0.5-0.6x slower on the 2-core CPU (README, CPU speed)
 
     @property
     def total_steps(self) -> int:
@@ -91,8 +94,10 @@ class ReleaseRecipe:
         return self.camera.magnification
 
 
-#: The recipes of ``scripts/train_pretrained.py --profile``: cpu is the shipped one; gpu is the
-#: same recipe with HardNet's batch of 1024 pairs, about 10x the pairs seen, and bf16.
+#: The recipes of ``scripts/train_pretrained.py --profile``. ``base`` trains from scratch on patch
+#: pairs only (the recipe of the first release); ``cpu``, the shipped one, fine-tunes a ``base``
+#: export on patch and camera pairs at the image pipeline's region; ``gpu`` is the whole recipe
+#: in one run from scratch, with HardNet's batch of 1024 pairs, about 10x the pairs seen, and bf16.
 RECIPES: dict[str, ReleaseRecipe] = {
     "smoke": ReleaseRecipe(
         profile="smoke",
@@ -101,18 +106,26 @@ RECIPES: dict[str, ReleaseRecipe] = {
         steps_per_epoch=4,
         epochs=2,
         warmup_epochs=0,
-        camera=camera.CameraSettings(views=4, rounds=1, points=40),
+        camera=camera.CameraSettings(views=4, rounds=1, points=40, magnification=8.0),
         validation_points=8,
         validation_sigmas=(0.0, 30.0),
     ),
-    "cpu": ReleaseRecipe(),
+    "base": ReleaseRecipe(profile="base", camera_steps=False, camera=camera.CameraSettings(magnification=5.0)),
+    # starts from the first release (commit 2538482; `git show 2538482:lib/nhpatches/resources/pretrained/...`)
+    "cpu": ReleaseRecipe(
+        epochs=6,
+        learning_rate=5e-4,
+        init_weights="runs/release-base/export",
+        init_sha256="f07eec752b59c968008e72a58db8a84914805e79e6b2316c2ea3fccba31ee424",
+    ),
     "gpu": ReleaseRecipe(
         profile="gpu",
         batch_size=1024,
         steps_per_epoch=300,
         epochs=60,
-        camera=camera.CameraSettings(rounds=12),
+        camera=camera.CameraSettings(rounds=12, magnification=8.0),
         mixed_precision="bf16",
+        jit_compile=True,
     ),
 }
 
@@ -258,7 +271,26 @@ def _build(recipe: ReleaseRecipe):
     descriptor, trainer = training.build_descriptor_trainer(
         release_spec(recipe), jit_compile=training.resolve_jit_compile(recipe.jit_compile), learning_rate=schedule
     )
+    if recipe.init_weights is not None:
+        descriptor.set_weights(initial_weights(recipe).descriptor.get_weights())
     return descriptor, trainer, schedule
+
+
+def initial_weights(recipe: ReleaseRecipe):
+    """The export a fine-tuning recipe starts from, checked against the recipe's sha256 of its weights."""
+    from nhpatches import pretrained
+    from nhpatches.pretrained.load import manifest_path_of
+
+    folder = Path(recipe.init_weights or "")
+    manifest_path = manifest_path_of(folder if folder.is_absolute() else config.project_root() / folder)
+    manifest = pretrained.read_manifest(manifest_path)
+    if recipe.init_sha256 is not None and manifest.get("sha256") != recipe.init_sha256:
+        raise ValueError(f"{manifest_path}: initial weights have sha256 {manifest.get('sha256')}, "
+                         f"the recipe expects {recipe.init_sha256}")
+    loaded = pretrained.load_pipeline(manifest_path.parent)
+    if loaded.denoiser is not None:
+        raise ValueError(f"{manifest_path}: initial weights must be a descriptor without a denoiser (none+...)")
+    return loaded
 
 
 def train_release(
