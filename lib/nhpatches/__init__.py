@@ -33,8 +33,8 @@ except PackageNotFoundError:  # a source tree that is not installed
 #: Lazy public attributes: name -> the module that defines it (imported on first use).
 _LAZY = {
     "describe": "nhpatches.pretrained",
-    "detect_and_describe": "nhpatches.pretrained.images",
-    "match_images": "nhpatches.pretrained.images",
+    "detect_and_describe": "nhpatches.pretrained",
+    "match_images": "nhpatches.pretrained",
     "extract_patches": "nhpatches.data.regions",
     "ImagePyramid": "nhpatches.data.regions",
     "match_descriptors": "nhpatches.nets.matching",
