@@ -211,10 +211,9 @@ def test_warped_target_patches_match_the_reference_through_the_homography() -> N
     homography = extraction.random_homography(photo.shape, 1.0, "viewpoint", np.random.default_rng(2))
     target = extraction.warp_image(photo, homography)
     frames = extraction.Frames(np.array([[200.0, 180.0], [300.0, 260.0]]), np.array([20.0, 30.0]), np.zeros(2))
-    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 17), np.linspace(-1, 1, 17)), -1)
-    steps = np.ones(2)
-    reference = extraction.sample_patches([photo], extraction.frame_points(frames, grid), steps)
-    warped = extraction.sample_patches([target], extraction.frame_points(frames, grid, homography=homography), steps)
+    matrices, steps = extraction.frame_matrices(frames), np.ones(2)
+    reference = extraction.sample_frames([photo], matrices, steps, size=17)
+    warped = extraction.sample_frames([target], homography @ matrices, steps, size=17)
     for ref_patch, target_patch in zip(reference, warped):
         assert np.corrcoef(ref_patch.ravel(), target_patch.ravel())[0, 1] > 0.9
 

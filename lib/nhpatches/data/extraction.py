@@ -2,15 +2,16 @@
 
 Keypoints (difference of Gaussians, one orientation each, thinned by overlap), the geometric and
 photometric changes that make the target images, and the sampling of oriented, scale-normalised
-65 px patches with easy / hard / tough jitter through a Gaussian pyramid. :mod:`.embedded` builds
-the dataset with these; see its docstring for the protocol as a whole.
+65 px patches with easy / hard / tough jitter through a Gaussian pyramid, with the cutter of
+:mod:`.regions` (its exact interpolator; ``nhpatches.extract_patches`` cuts photographs with the same
+frames and pyramid). :mod:`.embedded` builds the dataset with these; see its docstring for the
+protocol as a whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -20,8 +21,15 @@ from nhpatches.core.config import (
     PATCH_SIZE,
     RELEASE_PATCH_SIZE,
 )
-from nhpatches.data.hpatches import (
-    resize_patches,
+from nhpatches.data.hpatches import resize_patches
+from nhpatches.data.regions import (  # MAGNIFICATION, Frames and the cutter are also reachable from here
+    MAGNIFICATION,
+    Frames,
+    frame_matrices,
+    frame_points,
+    gaussian_pyramid,
+    rotations,
+    sample_frames,
 )
 
 #: Jitter per level: (max rotation deg, min per-axis scale, max per-axis scale, max translation).
@@ -30,29 +38,10 @@ JITTER: Mapping[str, tuple[float, float, float, float]] = {
     "h": (26.0, 0.77, 1.30, 0.26),
     "t": (40.4, 0.67, 1.50, 0.40),
 }
-#: Patch half-width in units of the detection scale (HPatches' magnification factor).
-MAGNIFICATION = 5.0
 #: Smallest detection scale (px) and number of DoG octaves.
 MIN_SIGMA, NUM_OCTAVES = 2.0, 3
 #: Std (0..255) of the sensor noise added to every target image.
 SENSOR_NOISE = 1.5
-_PYRAMID_LEVELS = 5
-
-
-@dataclass(frozen=True)
-class Frames:
-    """Oriented square patch frames in reference-image pixels.
-
-    Shape: centers (n, 2) as (x, y); radii (n,) half-widths; angles (n,) radians.
-    """
-
-    centers: np.ndarray
-    radii: np.ndarray
-    angles: np.ndarray
-
-    def take(self, index: np.ndarray) -> Frames:
-        """The frames at the given indices."""
-        return Frames(self.centers[index], self.radii[index], self.angles[index])
 
 
 # --------------------------------------------------------------------------- keypoints
@@ -268,14 +257,6 @@ def make_targets(
 # --------------------------------------------------------------------------- patch sampling
 
 
-def gaussian_pyramid(image: np.ndarray, levels: int = _PYRAMID_LEVELS) -> list[np.ndarray]:
-    """Gaussian pyramid; level l pixel i sits at level-0 coordinate i * 2**l."""
-    pyramid = [image.astype(np.float32)]
-    for _ in range(levels - 1):
-        pyramid.append(ndimage.gaussian_filter(pyramid[-1], 1.0)[::2, ::2])
-    return pyramid
-
-
 def draw_jitter(count: int, level: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Affine jitter of one level: linear part and translation (half-width units).
 
@@ -286,58 +267,8 @@ def draw_jitter(count: int, level: str, rng: np.random.Generator) -> tuple[np.nd
     axis = rng.uniform(0, np.pi, count)
     scales = np.exp(rng.uniform(np.log(min_scale), np.log(max_scale), (count, 2)))
     shift = rng.uniform(-max_shift, max_shift, (count, 2))
-    linear = _rotations(rotation) @ _rotations(axis) @ (scales[:, :, None] * _rotations(-axis))
+    linear = rotations(rotation) @ rotations(axis) @ (scales[:, :, None] * rotations(-axis))
     return linear, shift
-
-
-def _rotations(angles: np.ndarray) -> np.ndarray:
-    """Rotation matrices. Shape: (n,) -> (n, 2, 2)"""
-    cos, sin = np.cos(angles), np.sin(angles)
-    return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-
-
-def frame_matrices(frames: Frames, linear: np.ndarray | None = None, shift: np.ndarray | None = None) -> np.ndarray:
-    """Affine maps from frame units (-1..1) to reference (x, y), with optional jitter.
-
-    Shape: -> (n, 3, 3)
-    """
-    count = len(frames.radii)
-    linear = np.broadcast_to(np.eye(2), (count, 2, 2)) if linear is None else linear
-    shift = np.zeros((count, 2)) if shift is None else shift
-    oriented = frames.radii[:, None, None] * _rotations(frames.angles)
-    matrices = np.zeros((count, 3, 3))
-    matrices[:, :2, :2] = oriented @ linear
-    matrices[:, :2, 2] = frames.centers + (oriented @ shift[:, :, None])[:, :, 0]
-    matrices[:, 2, 2] = 1.0
-    return matrices
-
-
-def project_grid(matrices: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Image (x, y) of grid points (frame units) under per-frame projective maps.
-
-    Shape: matrices (n, 3, 3), grid (..., 2) -> (n, ..., 2)
-    """
-    u, v = grid[..., 0].ravel(), grid[..., 1].ravel()
-    rows = [matrices[:, i, 0:1] * u + matrices[:, i, 1:2] * v + matrices[:, i, 2:3] for i in range(3)]
-    points = np.stack([rows[0] / rows[2], rows[1] / rows[2]], axis=-1)
-    return points.reshape((len(matrices),) + grid.shape)
-
-
-def frame_points(
-    frames: Frames,
-    grid: np.ndarray,
-    linear: np.ndarray | None = None,
-    shift: np.ndarray | None = None,
-    homography: np.ndarray | None = None,
-) -> np.ndarray:
-    """(x, y) of patch-grid points of (jittered) frames, in the reference or through a homography.
-
-    Shape: grid (..., 2) -> (n, ..., 2)
-    """
-    matrices = frame_matrices(frames, linear, shift)
-    if homography is not None:
-        matrices = homography @ matrices
-    return project_grid(matrices, grid)
 
 
 def _inside(points: np.ndarray, shape: tuple[int, int], margin: float = 1.0) -> np.ndarray:
@@ -353,29 +284,6 @@ def _sampling_step(frames: Frames, linear: np.ndarray, homography: np.ndarray) -
     jacobian = np.abs(np.linalg.det(homography)) / np.abs(denominator) ** 3
     area = np.abs(np.linalg.det(linear)) * jacobian
     return frames.radii / (RELEASE_PATCH_SIZE // 2) * np.sqrt(area)
-
-
-def sample_patches(pyramid: list[np.ndarray], points: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """Bilinear samples at (x, y) points, each patch from the pyramid level matching its step.
-
-    Shape: points (n, P, P, 2), steps (n,) -> (n, P, P) uint8
-    """
-    levels = np.clip(np.floor(np.log2(np.maximum(steps, 1e-6)) + 0.5), 0, len(pyramid) - 1).astype(int)
-    patches = np.empty(points.shape[:-1], dtype=np.float32)
-    for level in np.unique(levels):
-        chosen = levels == level
-        scaled = points[chosen] / 2.0**level
-        patches[chosen] = ndimage.map_coordinates(
-            pyramid[level], [scaled[..., 1], scaled[..., 0]], order=1, mode="nearest"
-        )
-    return np.clip(np.round(patches), 0, 255).astype(np.uint8)
-
-
-def _patch_grid(size: int = RELEASE_PATCH_SIZE) -> np.ndarray:
-    """(x, y) grid of a patch in frame units. Shape: -> (size, size, 2)"""
-    ticks = (np.arange(size) - size // 2) / (size // 2)
-    xs, ys = np.meshgrid(ticks, ticks)
-    return np.stack([xs, ys], axis=-1)
 
 
 def _corners() -> np.ndarray:
@@ -418,17 +326,14 @@ def extract_sequence(
     jitters = _jitter_all(len(frames.radii), rng)
     valid = np.flatnonzero(_valid_frames(frames, jitters, reference.shape, homographies))
     chosen = rng.permutation(valid)[:max_patches]
-    frames, grid = frames.take(chosen), _patch_grid()
-    strips = [
-        sample_patches(
-            gaussian_pyramid(reference), frame_points(frames, grid), frames.radii / (RELEASE_PATCH_SIZE // 2)
-        )
-    ]
-    pyramids = [gaussian_pyramid(target) for target in targets]
+    frames = frames.take(chosen)
+    reference_steps = frames.radii / (RELEASE_PATCH_SIZE // 2)
+    strips = [sample_frames(gaussian_pyramid(reference, exact=True), frame_matrices(frames), reference_steps)]
+    pyramids = [gaussian_pyramid(target, exact=True) for target in targets]
     for image_type in IMAGE_TYPES[1:]:
         linear, shift = (part[chosen] for part in jitters[image_type])
         homography = homographies[int(image_type[1]) - 1]
-        points = frame_points(frames, grid, linear, shift, homography)
+        matrices = homography @ frame_matrices(frames, linear, shift)
         steps = _sampling_step(frames, linear, homography)
-        strips.append(sample_patches(pyramids[int(image_type[1]) - 1], points, steps))
+        strips.append(sample_frames(pyramids[int(image_type[1]) - 1], matrices, steps, exact=True))
     return resize_patches(np.stack(strips), PATCH_SIZE)
