@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nhpatches.cli import match_bench, match_rows
 from nhpatches.data import embedded
 from nhpatches.data import image_pairs as ip
 from nhpatches.data.extraction import warp_image
@@ -217,7 +219,7 @@ def cross_check(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
 
 def test_run_benchmark_on_the_synthetic_sequence(hpatches_dir: Path) -> None:
     methods = [
-        im.Method("sift", sift_features, cross_check),
+        im.Method("sift", sift_features),  # mutual nearest neighbours: nets.matching.match_descriptors
         im.Method("three", lambda image: (np.array([[1.0, 1], [5, 5], [9, 2]]), np.eye(3)), cross_check),
     ]
     records = im.run_benchmark([hpatches_dir], methods, sigmas=(0, 20))
@@ -246,3 +248,121 @@ def test_bad_methods_are_named(hpatches_dir: Path) -> None:
         im.run_benchmark([hpatches_dir], [bad, bad])
     with pytest.raises(ValueError, match="no pairs"):
         im.summarise(pd.DataFrame())
+
+
+def test_default_matcher_is_mutual_nearest_neighbours() -> None:
+    rng = np.random.default_rng(1)
+    d1, d2 = rng.standard_normal((40, 8)).astype(np.float32), rng.standard_normal((50, 8)).astype(np.float32)
+    expected = cross_check(d1, d2)
+    got = im.Method("m", sift_features).match(d1, d2)
+    assert sorted(map(tuple, got)) == sorted(map(tuple, expected))
+
+
+# --------------------------------------------------------------------------- the command and its rows
+
+
+def test_row_specs_parse_and_reject() -> None:
+    spec = match_rows.RowSpec.parse("unet+describe:magnification=8,weights=runs/x")
+    assert (spec.denoiser, spec.descriptor, spec.magnification, spec.weights) == ("unet", "describe", 8.0, "runs/x")
+    assert match_rows.RowSpec.parse("rootsift") == match_rows.RowSpec("rootsift", "rootsift")
+    for text, message in (
+        ("surf", "unknown descriptor 'surf'"),
+        ("describe:size=3", "bad option 'size=3'"),
+        ("sift:magnification=8", "applies to the describe descriptor only"),
+        ("describe:magnification=big", "is not a number"),
+        ("describe:magnification=0", "magnification must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            match_rows.RowSpec.parse(text)
+    with pytest.raises(ValueError, match="denoiser 'unet': expected 'nlm' or a name given with --denoiser"):
+        match_rows.build_method(match_rows.RowSpec.parse("unet+sift"), 100, {})
+
+
+def test_noise_estimate_and_nlm(synthetic) -> None:
+    flat = np.full((120, 160), 128.0)
+    noisy = im.add_image_noise(flat.astype(np.uint8), 20, 0)
+    assert match_rows.estimate_noise_sigma(noisy) == pytest.approx(20, rel=0.05)
+    photo = synthetic[0][0]
+    estimate = match_rows.estimate_noise_sigma(im.add_image_noise(photo, 20, 0))
+    assert 18 < estimate < 28  # the texture adds a little
+    denoised = match_rows.nlm_denoise(noisy)
+    assert denoised.shape == noisy.shape and denoised.dtype == np.uint8 and denoised.std() < noisy.std() / 3
+
+
+def test_keras_denoiser_runs_on_whole_images(tmp_path: Path) -> None:
+    from nhpatches.nets.models import build_unet
+
+    model = build_unet(32)
+    model.save(tmp_path / "model.keras")
+    denoise = match_rows.load_image_denoiser(tmp_path / "model.keras")
+    image = np.random.default_rng(0).integers(0, 256, (37, 50), dtype=np.uint8)
+    out = denoise(image)
+    assert out.shape == (37, 50) and out.dtype == np.uint8
+    patch = image[:32, :32].astype(np.float32)[None, :, :, None]
+    expected = np.clip(model.predict_on_batch(patch)[0, :, :, 0], 0, 255).astype(np.uint8)
+    whole = denoise(image[:32, :32].copy())
+    assert np.abs(whole.astype(int) - expected).max() <= 1  # same weights as the 32 px model
+    (tmp_path / "bad.keras").write_text("not a model")
+    with pytest.raises(ValueError, match=r"bad\.keras: not a loadable Keras model"):
+        match_rows.load_image_denoiser(tmp_path / "bad.keras")
+
+
+def test_command_writes_tables_and_figures(hpatches_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    rows = ["sift", "rootsift", "nlm+sift", "describe:magnification=6"]
+    argv = [
+        "--data",
+        str(hpatches_dir.parent),
+        "--sequences",
+        "v_synthetic",
+        "--sigmas",
+        "0",
+        "20",
+        "--max-keypoints",
+        "200",
+        "--out",
+        str(out),
+        "--rows",
+        *rows,
+    ]
+    assert match_bench.main(argv) == 0
+    assert "H@3px σ20" in capsys.readouterr().out
+    for name in (
+        "pairs.csv",
+        "summary.md",
+        "headline.md",
+        "run.json",
+        "fig_mma_vs_threshold.png",
+        "fig_mma3_vs_sigma.png",
+        "fig_homography_vs_sigma.png",
+        "summary_by_kind.csv",
+    ):
+        assert (out / name).is_file(), name
+    summary = pd.read_csv(out / "summary.csv").set_index(["method", "sigma"])
+    assert list(summary.index.get_level_values(0).unique()) == rows
+    assert (summary.xs(0.0, level="sigma")["mma_3"] > 0.6).all()
+    assert json.loads((out / "run.json").read_text())["pairs"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--rows", "sift", "sift"], "each row once"),
+        (["--rows", "surf"], "unknown descriptor"),
+        (["--sequences", "v_nothing"], r"unknown \['v_nothing'\]"),
+        (["--max-keypoints", "0"], "--max-keypoints must be a positive integer"),
+        (["--pairs", "1"], "--pairs: image numbers k >= 2"),
+        (["--denoiser", "unet"], "expected NAME=PATH"),
+        (["--denoiser", "unet=missing.keras"], r"missing\.keras: denoiser model not found"),
+    ],
+)
+def test_command_bad_input_is_one_line(hpatches_dir: Path, tmp_path: Path, capsys, extra, message) -> None:
+    argv = ["--data", str(hpatches_dir.parent), "--rows", "sift", "--out", str(tmp_path / "o"), *extra]
+    if "--rows" in extra:
+        argv = argv[:2] + argv[4:]
+    assert match_bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hpatches-match-bench: error:") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert match_bench.main(["--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

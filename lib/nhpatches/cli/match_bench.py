@@ -183,8 +183,7 @@ def run(args: argparse.Namespace) -> dict:
     data_dir = args.data if args.data is not None else image_pairs.ensure_dev_pairs(seed=args.seed)
     folders = select_sequences(image_pairs.image_sequence_dirs(data_dir), args.sequences)
     sequences = [image_pairs.read_image_sequence(folder) for folder in folders]  # every folder checked first
-    used = {spec.denoiser for spec in specs}
-    denoisers = {name: load_image_denoiser(path) for name, path in denoiser_paths.items() if name in used}
+    denoisers = {name: load_image_denoiser(path) for name, path in denoiser_paths.items()}
     methods = [build_method(spec, args.max_keypoints, denoisers) for spec in specs]
     start = time.perf_counter()
     records = bench.run_benchmark(

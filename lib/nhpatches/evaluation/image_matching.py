@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from nhpatches.data.image_pairs import ImageSequence, read_image_sequence
+from nhpatches.nets.matching import match_descriptors
 
 #: Noise levels (std on the 0..255 scale) of the benchmark.
 SIGMAS: tuple[float, ...] = (0, 10, 20, 35, 50)
@@ -58,9 +59,8 @@ def mutual_nearest_neighbours(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
 
     Shape: (N1, D), (N2, D) -> (M, 2) int64
     """
-    from nhpatches.nets.matching import match_descriptors
-
-    return np.asarray(match_descriptors(d1, d2, mutual=True), dtype=np.int64).reshape(-1, 2)
+    matches, _ = match_descriptors(d1, d2, mutual=True)
+    return matches
 
 
 @dataclass(frozen=True)
