@@ -115,6 +115,8 @@ def write_table(frame: pd.DataFrame, path: Path, floatfmt: str = "{:.3f}") -> No
     from nhpatches.study.report import to_markdown
 
     flat = frame.reset_index()
+    if "sigma" in flat:
+        flat["sigma"] = flat["sigma"].map(lambda sigma: f"{sigma:g}")
     with atomic_path(path.with_suffix(".csv")) as tmp:
         flat.to_csv(tmp, index=False)
     with atomic_path(path.with_suffix(".md")) as tmp:
@@ -140,7 +142,6 @@ def write_figures(records: pd.DataFrame, out: Path) -> list[Path]:
     import seaborn as sns
 
     curves = bench.mma_curves(records)
-    curves["sigma"] = curves["sigma"].map(lambda s: f"σ = {s:g}")
     grid = sns.relplot(
         data=curves,
         x="threshold",
@@ -153,6 +154,7 @@ def write_figures(records: pd.DataFrame, out: Path) -> list[Path]:
         aspect=0.9,
         facet_kws={"ylim": (0, 1)},
     )
+    grid.set_titles("σ = {col_name:g}")
     grid.set_axis_labels("threshold (px)", "MMA")
     grid.figure.suptitle("Mean matching accuracy (D2-Net protocol)", y=1.03)
     paths = [_save(grid.figure, out / "fig_mma_vs_threshold.png")]
