@@ -22,7 +22,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_describe_needs_no_pandas_matplotlib_or_study() -> None:
-    """``import nhpatches; nhpatches.describe(x)`` works with pandas, matplotlib and seaborn unimportable,
+    """``import nhpatches; nhpatches.describe(x)`` (and ``detect_and_describe``) work with pandas, matplotlib and seaborn unimportable,
     and leaves the study layer unloaded (Keras itself may try pandas, and copes without it)."""
     done = run_python("""
         import importlib.abc, sys
@@ -35,6 +35,10 @@ def test_describe_needs_no_pandas_matplotlib_or_study() -> None:
         patches = np.random.default_rng(0).integers(0, 256, (6, 65, 65), dtype=np.uint8)
         assert nhpatches.describe(patches).shape == (6, 128)
         assert nhpatches.describe(patches, pipeline="sift").shape == (6, 128)
+        import cv2
+        image = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (96, 96), dtype=np.uint8), (0, 0), 2)
+        features = nhpatches.detect_and_describe(image, max_keypoints=20)
+        assert 0 < len(features) <= 20 and features.descriptors.shape == (len(features), 128)
         loaded = sorted(m for m in sys.modules if m.startswith("nhpatches"))
         assert not any(m.startswith(("nhpatches.study", "nhpatches.train", "nhpatches.evaluation")) for m in loaded), loaded
         assert not any(m.split(".")[0] in ("pandas", "matplotlib", "seaborn") for m in sys.modules)

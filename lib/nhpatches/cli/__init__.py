@@ -1,1 +1,1 @@
-"""Command-line entry points: ``hpatches-eval`` (:mod:`.eval`) and ``hpatches-describe`` (:mod:`.describe`)."""
+"""Command-line entry points: ``hpatches-eval`` (:mod:`.eval`), ``hpatches-describe`` (:mod:`.describe`) and ``hpatches-match`` (:mod:`.match`)."""

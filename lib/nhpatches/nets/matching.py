@@ -5,9 +5,11 @@
 100,000 descriptors need memory for one chunk only. Like kornia's ``match_nn`` / ``match_mnn`` /
 ``match_snn`` (``kornia.feature.matching``), with the mutual check and Lowe's ratio test as options.
 
-Ties are broken deterministically: the lowest index wins, in both directions, whatever the chunk.
-Squared distances are computed as |a|^2 + |b|^2 - 2 a.b (clipped at 0) in float32 when both inputs
-are float32 or float16, else float64.
+Ties are broken deterministically: the lowest index wins, in both directions. Squared distances are
+compared as |a|^2 + |b|^2 - 2 a.b (clipped at 0), in float32 when both inputs are float32 or
+float16, else float64; the chunk can change them in the last bits only (BLAS blocking), so it
+changes no match but a near-tie within that rounding. The distances returned are computed
+directly from the matched pairs.
 """
 
 from __future__ import annotations
@@ -104,4 +106,6 @@ def match_descriptors(
     if ratio is not None:
         keep &= best < ratio**2 * runner_up  # squared distances: d1 < ratio * d2
     rows = np.flatnonzero(keep)
-    return np.stack([rows, nearest[rows]], axis=1), np.sqrt(best[rows])
+    first, second = _check_descriptors(d1, d2)
+    distances = np.linalg.norm(first[rows] - second[nearest[rows]], axis=1)  # exact, whatever the chunk
+    return np.stack([rows, nearest[rows]], axis=1), distances

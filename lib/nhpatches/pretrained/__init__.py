@@ -1,6 +1,7 @@
 """The product: ``describe`` with the shipped pipeline, loading and exporting pipelines, the release recipe.
 
-``nhpatches.describe`` is :func:`nhpatches.pretrained.load.describe`. Exports are written by
+``nhpatches.describe`` is :func:`nhpatches.pretrained.load.describe`; ``detect_and_describe`` and
+``match_images`` (:mod:`.images`) take photographs to keypoints, descriptors, matches and a homography. Exports are written by
 :mod:`.export`; the descriptor shipped in ``resources/pretrained`` is trained by :mod:`.recipe`
 (``scripts/train_pretrained.py``; ``nhpatches.pretrained.train`` is its ``train_release``).
 This package imports the library layers only: never the study, pandas or matplotlib.
@@ -12,6 +13,7 @@ from nhpatches.core.backend import quiet_tensorflow
 quiet_tensorflow()
 
 from nhpatches.pretrained.export import check_export, export_pipeline, write_manifest
+from nhpatches.pretrained.images import Features, ImageMatches, detect_and_describe, match_images
 from nhpatches.pretrained.load import (
     DEFAULT_PIPELINE,
     FORMAT,
@@ -39,13 +41,17 @@ __all__ = [
     "NO_DENOISER",
     "SUPPORTED_PATCH_SIZES",
     "WEIGHTS_NAME",
+    "Features",
+    "ImageMatches",
     "LearnedPipeline",
     "available_pipelines",
     "check_export",
     "check_input",
     "describe",
+    "detect_and_describe",
     "export_pipeline",
     "load_pipeline",
+    "match_images",
     "prepare_patches",
     "pretrained_dir",
     "read_manifest",

@@ -1,0 +1,245 @@
+"""From photographs to matches: keypoints, their patches and descriptors, matches and a homography.
+
+Like kornia's local-affine-frame pipeline (``LAFDescriptor``, ``get_laf_descriptors``)::
+
+    import nhpatches
+    features = nhpatches.detect_and_describe(image)            # .xy (N, 2), .keypoints (N, 4), .descriptors (N, D)
+    pair = nhpatches.match_images(image1, image2)              # .matches (M, 2), .homography (3, 3), .inliers (M,)
+
+Steps, each a setting: an optional whole-image denoiser ("auto": non-local means when the
+estimated noise sigma is high, "nlm", "none", or your own function), a detector (OpenCV SIFT, one
+keypoint per orientation), the HPatches measurement region of every keypoint cut by
+:func:`nhpatches.data.regions.extract_patches`, a descriptor (:func:`nhpatches.describe`'s
+pipelines: the shipped network, "sift", "raw", or ``weights=`` your export), mutual nearest
+neighbours (:func:`nhpatches.nets.matching.match_descriptors`) and OpenCV's robust homography.
+The defaults marked below are to be chosen by the image-matching benchmark (issue 20).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from nhpatches.data.photographs import denoise_nlm, detect_sift, estimate_noise_sigma
+from nhpatches.data.regions import SAMPLED_SIZE, extract_patches, gray_image, keypoint_array
+from nhpatches.nets.inference import DEFAULT_BATCH_SIZE
+from nhpatches.nets.matching import match_descriptors
+from nhpatches.pretrained.load import DEFAULT_PIPELINE, describe
+
+# --------------------------------------------------------------------------- defaults
+# Chosen by the image-matching benchmark (issue 20): the values below are initial ones until it has run.
+
+#: Whole-image denoiser before detection and description: "auto", "nlm" or "none".
+DEFAULT_DENOISE = "auto"
+#: "auto" denoises only images whose estimated noise sigma (grey levels) is above this.
+AUTO_DENOISE_MIN_SIGMA = 10.0
+#: Non-local means strength h, in units of the estimated noise sigma.
+NLM_STRENGTH = 1.0
+#: Half-width of the region cut around a keypoint, in units of its scale sigma (5: HPatches).
+DEFAULT_MAGNIFICATION = 5.0
+#: OpenCV SIFT's detection thresholds (``contrastThreshold``, ``edgeThreshold``; OpenCV's defaults).
+SIFT_CONTRAST_THRESHOLD = 0.04
+SIFT_EDGE_THRESHOLD = 10.0
+
+# --------------------------------------------------------------------------- fixed settings
+
+#: Image denoisers by name (a callable uint8 (H, W) -> uint8 (H, W) is accepted too).
+DENOISERS: tuple[str, ...] = ("auto", "nlm", "none")
+#: Robust homography estimators of ``match_images(method=...)``.
+HOMOGRAPHY_METHODS: dict[str, int] = {"magsac": cv2.USAC_MAGSAC, "ransac": cv2.RANSAC}
+#: Default reprojection threshold (px) of the robust homography.
+HOMOGRAPHY_THRESHOLD = 3.0
+#: Fewest matches a homography is estimated from.
+MIN_MATCHES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """Keypoints of one image and their descriptors.
+
+    Shape: keypoints (N, 4) float64 rows (x, y, size, angle) in OpenCV's conventions, in the input
+    image's pixels; descriptors (N, D) float32. ``noise_sigma``: the input's estimated noise std
+    (grey levels); ``denoised``: whether the image was denoised before detection.
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    noise_sigma: float
+    denoised: bool
+
+    @property
+    def xy(self) -> np.ndarray:
+        """Keypoint positions (x, y) in the input image's pixels. Shape: (N, 2) float64"""
+        return self.keypoints[:, :2]
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageMatches:
+    """Two images' features, their matches and the homography from image 1 to image 2.
+
+    Shape: matches (M, 2) int64 (index into features1, index into features2); distances (M,)
+    descriptor distances; homography (3, 3) float64 mapping image-1 (x, y) to image 2;
+    inliers (M,) bool, the matches the robust estimator kept.
+    """
+
+    features1: Features
+    features2: Features
+    matches: np.ndarray
+    distances: np.ndarray
+    homography: np.ndarray
+    inliers: np.ndarray
+
+    @property
+    def xy1(self) -> np.ndarray:
+        """Image-1 positions of the matches. Shape: (M, 2)"""
+        return self.features1.xy[self.matches[:, 0]]
+
+    @property
+    def xy2(self) -> np.ndarray:
+        """Image-2 positions of the matches. Shape: (M, 2)"""
+        return self.features2.xy[self.matches[:, 1]]
+
+
+def _denoised(
+    gray: np.ndarray, denoise: str | Callable[[np.ndarray], np.ndarray], sigma: float, what: str
+) -> tuple[np.ndarray, bool]:
+    """The image the detector and the descriptor see, and whether it was denoised."""
+    if callable(denoise):
+        result = np.asarray(denoise(gray))
+        if result.dtype != np.uint8 or result.shape != gray.shape:
+            raise ValueError(
+                f"denoise: your function must return uint8 of the input's shape {gray.shape}, "
+                f"got {result.dtype} {result.shape}"
+            )
+        return result, True
+    if denoise not in DENOISERS:
+        raise ValueError(f"denoise: expected one of {list(DENOISERS)} or a function, got {denoise!r}")
+    if denoise == "none" or (denoise == "auto" and sigma <= AUTO_DENOISE_MIN_SIGMA):
+        return gray, False
+    return denoise_nlm(gray, NLM_STRENGTH * sigma), True
+
+
+def _detect(image: np.ndarray, detector: str | cv2.Feature2D, max_keypoints: int) -> np.ndarray:
+    """Keypoints (x, y, size, angle), strongest first. Shape: (H, W) uint8 -> (N, 4)"""
+    if isinstance(detector, str):
+        if detector != "sift":
+            raise ValueError(f"detector: expected 'sift' or an OpenCV detector object, got {detector!r}")
+        return detect_sift(image, max_keypoints, SIFT_CONTRAST_THRESHOLD, SIFT_EDGE_THRESHOLD)
+    if not hasattr(detector, "detect"):
+        raise ValueError(f"detector: expected 'sift' or an object with OpenCV's detect(image, mask), got {detector!r}")
+    found = list(detector.detect(image, None))
+    order = np.argsort([-point.response for point in found], kind="stable")[:max_keypoints]
+    return keypoint_array([found[index] for index in order], what="detector output")
+
+
+def _features(
+    image: np.ndarray,
+    what: str,
+    max_keypoints: int,
+    detector: str | cv2.Feature2D,
+    denoise: str | Callable[[np.ndarray], np.ndarray],
+    pipeline: str,
+    weights: str | os.PathLike[str] | None,
+    magnification: float,
+    batch_size: int,
+) -> Features:
+    """detect_and_describe, naming the image ``what`` in its errors."""
+    gray = gray_image(image, what)
+    if not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
+        raise ValueError(f"max_keypoints: expected a positive integer, got {max_keypoints!r}")
+    sigma = estimate_noise_sigma(gray)
+    seen, denoised = _denoised(gray, denoise, sigma, what)
+    keypoints = _detect(seen, detector, max_keypoints)
+    patches = extract_patches(seen, keypoints, size=SAMPLED_SIZE, magnification=magnification)
+    descriptors = describe(patches, pipeline=pipeline, weights=weights, batch_size=batch_size)
+    return Features(keypoints, descriptors, sigma, denoised)
+
+
+def detect_and_describe(
+    image: np.ndarray,
+    max_keypoints: int = 2000,
+    detector: str | cv2.Feature2D = "sift",
+    denoise: str | Callable[[np.ndarray], np.ndarray] = DEFAULT_DENOISE,
+    pipeline: str = DEFAULT_PIPELINE,
+    weights: str | os.PathLike[str] | None = None,
+    magnification: float = DEFAULT_MAGNIFICATION,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Features:
+    """Keypoints of a photograph and descriptors of their patches.
+
+    * ``denoise``: "auto" (non-local means with h = NLM_STRENGTH x the estimated noise sigma when
+      that sigma is above AUTO_DENOISE_MIN_SIGMA), "nlm" (always), "none", or a function uint8
+      (H, W) -> uint8 (H, W); the detector and the descriptor both see the denoised image;
+    * ``detector``: "sift" (OpenCV SIFT with SIFT_CONTRAST_THRESHOLD and SIFT_EDGE_THRESHOLD, every
+      orientation kept) or an OpenCV detector object (``detect(image, None)``, whose KeyPoint size
+      and angle follow SIFT's conventions); the ``max_keypoints`` strongest are kept;
+    * each keypoint's patch is the oriented square of half-width ``magnification`` x sigma, cut as
+      the training patches are (:func:`nhpatches.data.regions.extract_patches`, sampled at 65 px);
+    * ``pipeline`` / ``weights`` / ``batch_size``: as :func:`nhpatches.describe` (the shipped
+      network by default; "sift" describes the 65 px patches, the others their 32 px resize).
+
+    Raises ValueError naming a wrong dtype, shape or setting.
+    Shape: (H, W) or (H, W, 3) uint8 (colour as RGB) -> Features with N <= max_keypoints
+    """
+    return _features(image, "image", max_keypoints, detector, denoise, pipeline, weights, magnification, batch_size)
+
+
+def find_homography(
+    xy1: np.ndarray, xy2: np.ndarray, method: str = "magsac", threshold: float = HOMOGRAPHY_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust homography from matched points (OpenCV ``findHomography``, USAC MAGSAC++ or RANSAC).
+
+    Raises ValueError with fewer than 4 matches or when OpenCV finds none.
+    Shape: (M, 2), (M, 2) -> homography (3, 3) float64, inliers (M,) bool
+    """
+    if method not in HOMOGRAPHY_METHODS:
+        raise ValueError(f"method: expected one of {list(HOMOGRAPHY_METHODS)}, got {method!r}")
+    if len(xy1) < MIN_MATCHES:
+        raise ValueError(f"too few matches for a homography: {len(xy1)} (at least {MIN_MATCHES} needed)")
+    homography, mask = cv2.findHomography(
+        xy1.astype(np.float32), xy2.astype(np.float32), HOMOGRAPHY_METHODS[method], threshold, maxIters=10_000
+    )
+    if homography is None:
+        raise ValueError(f"no homography found from {len(xy1)} matches (degenerate or inconsistent matches)")
+    return homography.astype(np.float64), mask.ravel().astype(bool)
+
+
+def match_images(
+    image1: np.ndarray,
+    image2: np.ndarray,
+    max_keypoints: int = 2000,
+    detector: str | cv2.Feature2D = "sift",
+    denoise: str | Callable[[np.ndarray], np.ndarray] = DEFAULT_DENOISE,
+    pipeline: str = DEFAULT_PIPELINE,
+    weights: str | os.PathLike[str] | None = None,
+    magnification: float = DEFAULT_MAGNIFICATION,
+    mutual: bool = True,
+    ratio: float | None = None,
+    method: str = "magsac",
+    threshold: float = HOMOGRAPHY_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ImageMatches:
+    """Match two photographs: features of each (:func:`detect_and_describe`), nearest neighbours, homography.
+
+    ``mutual`` / ``ratio``: :func:`nhpatches.nets.matching.match_descriptors`; ``method``:
+    "magsac" (OpenCV USAC MAGSAC++) or "ransac", with reprojection ``threshold`` px. Raises
+    ValueError naming the image without keypoints, or when there are fewer than 4 matches.
+    Shape: two (H, W) or (H, W, 3) uint8 images -> ImageMatches
+    """
+    settings = (max_keypoints, detector, denoise, pipeline, weights, magnification, batch_size)
+    features = [_features(image, what, *settings) for image, what in ((image1, "image1"), (image2, "image2"))]
+    for found, what in zip(features, ("image1", "image2")):
+        if len(found) == 0:
+            raise ValueError(f"{what}: no keypoints detected (a flat, blank or very small image?)")
+    matches, distances = match_descriptors(features[0].descriptors, features[1].descriptors, mutual, ratio)
+    homography, inliers = find_homography(
+        features[0].xy[matches[:, 0]], features[1].xy[matches[:, 1]], method, threshold
+    )
+    return ImageMatches(features[0], features[1], matches, distances, homography, inliers)
