@@ -274,19 +274,19 @@ def test_row_specs_parse_and_reject() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             match_rows.RowSpec.parse(text)
-    with pytest.raises(ValueError, match="denoiser 'unet': expected 'nlm' or a name given with --denoiser"):
+    with pytest.raises(ValueError, match="denoiser 'unet': expected 'nlm', 'auto' or a name given with --denoiser"):
         match_rows.build_method(match_rows.RowSpec.parse("unet+sift"), 100, {})
 
 
-def test_noise_estimate_and_nlm(synthetic) -> None:
-    flat = np.full((120, 160), 128.0)
-    noisy = im.add_image_noise(flat.astype(np.uint8), 20, 0)
-    assert match_rows.estimate_noise_sigma(noisy) == pytest.approx(20, rel=0.05)
+def test_nlm_rows_denoise_as_the_product(synthetic) -> None:
     photo = synthetic[0][0]
-    estimate = match_rows.estimate_noise_sigma(im.add_image_noise(photo, 20, 0))
-    assert 18 < estimate < 28  # the texture adds a little
-    denoised = match_rows.nlm_denoise(noisy)
-    assert denoised.shape == noisy.shape and denoised.dtype == np.uint8 and denoised.std() < noisy.std() / 3
+    noisy = im.add_image_noise(photo, 35, 0)
+    auto, nlm = match_rows.nlm_filter(auto=True), match_rows.nlm_filter(auto=False)
+    assert auto(photo) is photo  # a clean photo: sigma below AUTO_DENOISE_MIN_SIGMA, left as it is
+    assert not np.array_equal(nlm(photo), photo)
+    for denoised in (auto(noisy), nlm(noisy)):
+        assert denoised.dtype == np.uint8 and denoised.shape == photo.shape
+        assert np.abs(denoised.astype(float) - photo).mean() < 0.6 * np.abs(noisy.astype(float) - photo).mean()
 
 
 def test_keras_denoiser_runs_on_whole_images(tmp_path: Path) -> None:
@@ -309,7 +309,7 @@ def test_keras_denoiser_runs_on_whole_images(tmp_path: Path) -> None:
 
 def test_command_writes_tables_and_figures(hpatches_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench"
-    rows = ["sift", "rootsift", "nlm+sift", "describe:magnification=6"]
+    rows = ["sift", "rootsift", "nlm+sift", "describe:magnification=6", "auto+describe"]
     argv = [
         "--data",
         str(hpatches_dir.parent),

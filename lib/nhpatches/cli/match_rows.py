@@ -3,17 +3,19 @@
 A row is written ``[DENOISER+]DESCRIPTOR[:key=value,...]``, e.g. ``sift``, ``rootsift``, ``describe``,
 ``nlm+describe``, ``unet+describe``, ``describe:magnification=8`` or ``describe:weights=runs/release``:
 
-* DENOISER, run on the whole (noisy) image before detection and description: ``nlm`` (OpenCV's
-  non-local means, ``cv2.fastNlMeansDenoising`` with h = the image's estimated noise std,
-  :func:`estimate_noise_sigma`), or the name of a Keras denoiser given as ``--denoiser NAME=PATH`` (a
-  study U-Net or DnCNN ``model.keras``; fully convolutional, so it runs on the whole image at once);
-* DESCRIPTOR, on OpenCV SIFT keypoints (``cv2.SIFT_create(nfeatures=max_keypoints)``, the same
-  keypoints for every descriptor): ``sift`` (OpenCV's own descriptor), ``rootsift`` (Arandjelovic &
-  Zisserman 2012: L1-normalised, square-rooted SIFT) or ``describe`` (a 32 px patch cut at each
-  keypoint by :func:`nhpatches.data.regions.extract_patches`, half-width ``magnification`` x sigma,
-  described by :func:`nhpatches.describe`; ``weights=DIR`` describes with your own export);
-* keys: ``magnification`` (describe, default 5: HPatches' region), ``weights`` (describe),
-  ``pipeline`` (describe's pipeline name, default "default").
+* DENOISER, run on the whole (noisy) image before detection and description, with the product's
+  meaning (:func:`nhpatches.detect_and_describe`'s ``denoise``): ``nlm`` (OpenCV non-local means with
+  h = NLM_STRENGTH x the image's estimated noise sigma, :mod:`nhpatches.data.photographs`), ``auto``
+  (the same only when that sigma is above AUTO_DENOISE_MIN_SIGMA), or the name of a Keras denoiser
+  given as ``--denoiser NAME=PATH`` (a study U-Net or DnCNN ``model.keras``; fully convolutional, so it
+  runs on the whole image at once); no DENOISER: none;
+* DESCRIPTOR, on the same OpenCV SIFT keypoints (the ``max_keypoints`` strongest, every orientation,
+  :func:`nhpatches.data.photographs.detect_sift`'s settings): ``sift`` (OpenCV's own descriptor),
+  ``rootsift`` (Arandjelovic & Zisserman 2012: L1-normalised, square-rooted SIFT) or ``describe``
+  (:func:`nhpatches.detect_and_describe`: the region of half-width ``magnification`` x sigma cut by
+  :func:`nhpatches.extract_patches`, described by :func:`nhpatches.describe`);
+* keys of ``describe``: ``magnification`` (default: the product's, 5 = HPatches' region), ``weights``
+  (your export, as ``describe(weights=...)``), ``pipeline`` (describe's pipeline name, default "default").
 
 Matching is mutual nearest neighbours (L2) for every row.
 """
@@ -28,14 +30,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nhpatches.evaluation.image_matching import Method
+from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
+from nhpatches.evaluation.image_matching import Features, Method
+from nhpatches.pretrained.images import (
+    AUTO_DENOISE_MIN_SIGMA,
+    DEFAULT_MAGNIFICATION,
+    NLM_STRENGTH,
+    SIFT_CONTRAST_THRESHOLD,
+    SIFT_EDGE_THRESHOLD,
+)
 
 #: The rows the command runs by default (plus ``NAME+describe`` for every ``--denoiser NAME=PATH``).
 DEFAULT_ROWS: tuple[str, ...] = ("sift", "rootsift", "describe", "nlm+sift", "nlm+describe")
 #: Descriptors a row may name.
 DESCRIPTORS: tuple[str, ...] = ("sift", "rootsift", "describe")
-#: The built-in image denoiser (non-local means) and the absence of one.
-NLM, NO_DENOISER = "nlm", "none"
+#: The built-in image denoisers (the product's names) and the absence of one.
+NLM, AUTO, NO_DENOISER = "nlm", "auto", "none"
 #: The U-Net pools and upsamples by 2; images are padded (reflected) to a multiple of this side.
 PAD_MULTIPLE = 8
 
@@ -49,7 +59,7 @@ class RowSpec:
     name: str
     descriptor: str = "describe"
     denoiser: str = NO_DENOISER
-    magnification: float = 5.0
+    magnification: float = DEFAULT_MAGNIFICATION
     weights: str | None = None
     pipeline: str = "default"
 
@@ -75,34 +85,12 @@ class RowSpec:
                 values[key] = keys[key](value)
             except ValueError:
                 raise ValueError(f"row {text!r}: {key}={value!r} is not a number") from None
-        if float(values.get("magnification", 5.0)) <= 0:
+        if float(values.get("magnification", DEFAULT_MAGNIFICATION)) <= 0:
             raise ValueError(f"row {text!r}: magnification must be > 0 (half-width in keypoint sigmas)")
         return cls(name=text.strip(), descriptor=descriptor, denoiser=denoiser or NO_DENOISER, **values)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- denoisers
-
-
-def estimate_noise_sigma(image: np.ndarray) -> float:
-    """Std of additive Gaussian noise (0..255 scale) by Immerkaer's (1996) fast estimator.
-
-    The image is filtered with the difference of two Laplacians (zero on any plane and on a
-    quadratic-free ramp) and sigma = sqrt(pi / 2) / (6 (W - 2) (H - 2)) * sum |response|. Strong
-    texture and edges add to the estimate. Shape: (H, W) uint8 -> float
-    """
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    response = cv2.filter2D(image.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2) * np.abs(response).sum() / (6.0 * response.size))
-
-
-def nlm_denoise(image: np.ndarray) -> np.ndarray:
-    """OpenCV non-local means with h = the estimated noise std (7 px template, 21 px search window).
-
-    Shape: (H, W) uint8 -> (H, W) uint8
-    """
-    return cv2.fastNlMeansDenoising(
-        image, None, h=max(estimate_noise_sigma(image), 1.0), templateWindowSize=7, searchWindowSize=21
-    )
 
 
 def load_image_denoiser(path: Path | str) -> ImageFilter:
@@ -142,18 +130,28 @@ def load_image_denoiser(path: Path | str) -> ImageFilter:
     return denoise
 
 
-def image_filter(name: str, denoisers: Mapping[str, ImageFilter]) -> ImageFilter | None:
-    """The whole-image denoiser of a row: None, non-local means or a loaded Keras denoiser."""
-    if name == NO_DENOISER:
-        return None
-    if name == NLM:
-        return nlm_denoise
-    if name not in denoisers:
+def nlm_filter(auto: bool) -> ImageFilter:
+    """The product's ``denoise="nlm"`` (or ``"auto"``) as a function, for the rows that are not detect_and_describe.
+
+    Shape: (H, W) uint8 -> (H, W) uint8
+    """
+
+    def denoise(image: np.ndarray) -> np.ndarray:
+        sigma = estimate_noise_sigma(image)
+        if auto and sigma <= AUTO_DENOISE_MIN_SIGMA:
+            return image
+        return denoise_nlm(image, NLM_STRENGTH * sigma)
+
+    return denoise
+
+
+def check_denoiser(name: str, denoisers: Mapping[str, ImageFilter]) -> None:
+    """ValueError unless a row's denoiser is built in or given with --denoiser."""
+    if name not in (NO_DENOISER, NLM, AUTO) and name not in denoisers:
         raise ValueError(
-            f"denoiser {name!r}: expected {NLM!r} or a name given with --denoiser NAME=PATH "
+            f"denoiser {name!r}: expected {NLM!r}, {AUTO!r} or a name given with --denoiser NAME=PATH "
             f"(given: {sorted(denoisers) or 'none'})"
         )
-    return denoisers[name]
 
 
 # --------------------------------------------------------------------------- methods
@@ -169,45 +167,48 @@ def build_method(spec: RowSpec, max_keypoints: int, denoisers: Mapping[str, Imag
     """The benchmark method of a row: image (H, W) uint8 -> (xy (N, 2), descriptors (N, D))."""
     if max_keypoints < 1:
         raise ValueError(f"max_keypoints must be a positive integer, got {max_keypoints}")
-    denoise = image_filter(spec.denoiser, denoisers)
-    sift = cv2.SIFT_create(nfeatures=max_keypoints)
-    describe_keypoints = _patch_describer(spec) if spec.descriptor == "describe" else None
+    check_denoiser(spec.denoiser, denoisers)
+    if spec.descriptor == "describe":
+        return Method(spec.name, _product_features(spec, max_keypoints, denoisers.get(spec.denoiser)))
+    denoise = denoisers.get(spec.denoiser) or (
+        None if spec.denoiser == NO_DENOISER else nlm_filter(auto=spec.denoiser == AUTO)
+    )
+    sift = cv2.SIFT_create(
+        nfeatures=max_keypoints, contrastThreshold=SIFT_CONTRAST_THRESHOLD, edgeThreshold=SIFT_EDGE_THRESHOLD
+    )
 
     def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if denoise is not None:
             image = denoise(image)
-        if describe_keypoints is not None:
-            keypoints = sift.detect(image, None)
-            descriptors = describe_keypoints(image, keypoints)
-        else:
-            keypoints, descriptors = sift.detectAndCompute(image, None)
-            if descriptors is None:
-                descriptors = np.zeros((0, 128), np.float32)
-            if spec.descriptor == "rootsift":
-                descriptors = root_sift(descriptors)
-        return np.array([point.pt for point in keypoints], np.float64).reshape(-1, 2), descriptors
+        keypoints, descriptors = sift.detectAndCompute(image, None)
+        if descriptors is None:
+            return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
+        # the strongest max_keypoints, as detect_sift keeps them for the describe rows
+        order = np.argsort([-point.response for point in keypoints], kind="stable")[:max_keypoints]
+        descriptors = descriptors[order]
+        xy = np.array([keypoints[index].pt for index in order], np.float64).reshape(-1, 2)
+        return xy, root_sift(descriptors) if spec.descriptor == "rootsift" else descriptors
 
     return Method(spec.name, features)
 
 
-def _patch_describer(spec: RowSpec) -> Callable[[np.ndarray, list], np.ndarray]:
-    """describe() on the patches extract_patches cuts at keypoints, with the row's region and weights.
+def _product_features(spec: RowSpec, max_keypoints: int, image_filter: ImageFilter | None) -> Features:
+    """detect_and_describe with the row's denoiser, region and weights: the product's own path.
 
-    Shape: image (H, W) uint8, N keypoints -> (N, D) float32
+    Shape: image (H, W) uint8 -> (xy (N, 2), descriptors (N, D) float32)
     """
     import nhpatches
-    from nhpatches.data.regions import extract_patches
 
+    denoise = image_filter if image_filter is not None else spec.denoiser
+    settings = {"pipeline": spec.pipeline, "weights": spec.weights, "magnification": spec.magnification}
     # an unknown pipeline or a bad export fails here, before any image is read
-    dim = nhpatches.describe(np.zeros((1, 32, 32), np.uint8), pipeline=spec.pipeline, weights=spec.weights).shape[1]
+    nhpatches.describe(np.zeros((1, 32, 32), np.uint8), pipeline=spec.pipeline, weights=spec.weights)
 
-    def describe_keypoints(image: np.ndarray, keypoints: list) -> np.ndarray:
-        if not keypoints:
-            return np.zeros((0, dim), np.float32)
-        patches = extract_patches(image, keypoints, size=32, magnification=spec.magnification)
-        return nhpatches.describe(patches, pipeline=spec.pipeline, weights=spec.weights)
+    def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = nhpatches.detect_and_describe(image, max_keypoints, denoise=denoise, **settings)
+        return found.xy, found.descriptors
 
-    return describe_keypoints
+    return features
 
 
 def parse_denoisers(items: list[str] | None) -> dict[str, Path]:
@@ -217,7 +218,7 @@ def parse_denoisers(items: list[str] | None) -> dict[str, Path]:
         name, sep, path = item.partition("=")
         if not sep or not name or not path or "+" in name or ":" in name:
             raise ValueError(f"--denoiser {item!r}: expected NAME=PATH (a name without '+' or ':')")
-        if name in (NLM, NO_DENOISER):
+        if name in (NLM, AUTO, NO_DENOISER):
             raise ValueError(f"--denoiser {item!r}: {name!r} is a built-in name; choose another")
         paths[name] = Path(path)
     return paths
