@@ -164,7 +164,7 @@ def write_figures(records: pd.DataFrame, out: Path) -> list[Path]:
         ("h_acc_3", "homography within 3 px (share of pairs)", "fig_homography_vs_sigma.png"),
     ):
         figure, axis = plt.subplots(figsize=(5.5, 3.8))
-        sns.lineplot(data=summary, x="sigma", y=column, hue="method", marker="o", ax=axis)
+        sns.lineplot(data=summary, x="sigma", y=column, hue="method", style="method", markers=True, ax=axis)
         axis.set(xlabel="noise σ (0..255)", ylabel=label, ylim=(0, 1))
         axis.legend(fontsize=8)
         figure.tight_layout()
