@@ -79,6 +79,10 @@ def test_keypoint_list_array_pyramid_and_colour_agree(camera: np.ndarray) -> Non
     np.testing.assert_array_equal(extract_patches(ImagePyramid(camera), points), patches)
     sampled = extract_patches(camera, points, size=65)
     np.testing.assert_array_equal(regions.resize_patches(sampled, 32), patches)
+    frames = regions.keypoint_frames(points)
+    np.testing.assert_array_equal(
+        ImagePyramid(camera).sample(regions.frame_matrices(frames), frames.radii / 32), sampled
+    )
     upright = as_array.copy()
     upright[:, 3] = -1
     np.testing.assert_array_equal(extract_patches(camera, upright), extract_patches(camera, upright * [1, 1, 1, 0]))
@@ -179,6 +183,11 @@ def test_patches_at_homography_twins_agree(camera: np.ndarray) -> None:
     unrelated = mean_abs_diff(first, np.roll(second, 1, axis=0))
     assert np.median(same) < 7 and np.median(same) < 0.3 * np.median(unrelated)
     assert np.mean(same < np.median(unrelated) / 2) > 0.9
+    # the same frames projected through the homography itself (ImagePyramid.sample), not a similarity twin
+    frames = regions.keypoint_frames(keypoints)
+    steps = frames.radii / 32 * twins[:, 2] / keypoints[:, 2]
+    projected = ImagePyramid(warped).sample(homography @ regions.frame_matrices(frames), steps)
+    assert np.median(mean_abs_diff(first, regions.resize_patches(projected, 32))) < 0.8 * np.median(same)
 
 
 # --------------------------------------------------------------------------- matching

@@ -19,7 +19,13 @@ import numpy as np
 from nhpatches.cli.common import run_command
 from nhpatches.data.hpatches import add_noise
 from nhpatches.pretrained import DEFAULT_PIPELINE
-from nhpatches.pretrained.images import DENOISERS, HOMOGRAPHY_METHODS, HOMOGRAPHY_THRESHOLD, match_images
+from nhpatches.pretrained.images import (
+    DEFAULT_DENOISE,
+    DENOISERS,
+    HOMOGRAPHY_METHODS,
+    HOMOGRAPHY_THRESHOLD,
+    match_images,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,45 +108,45 @@ def run(args: argparse.Namespace) -> dict:
         raise NotADirectoryError(f"{args.out.parent}: folder of --out does not exist")
     if args.out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff"):
         raise ValueError(f"--out {args.out}: expected an image file name (.png, .jpg, ...)")
-    images = [read_gray(args.image1), read_gray(args.image2)]
+    first, second = read_gray(args.image1), read_gray(args.image2)
     if args.noise > 0:
         rng = np.random.default_rng(args.seed)
-        images = [add_noise(image, args.noise, rng) for image in images]
-    options = {"denoise": args.denoise} if args.denoise else {}
+        first, second = add_noise(first, args.noise, rng), add_noise(second, args.noise, rng)
     try:
         result = match_images(
-            *images,
+            first,
+            second,
             max_keypoints=args.max_keypoints,
+            denoise=args.denoise or DEFAULT_DENOISE,
             pipeline=args.pipeline,
             weights=args.weights,
             method=args.method,
             threshold=args.threshold,
-            **options,
         )
     except ValueError as error:  # name the files rather than "image1" / "image2"
         message = str(error).replace("image1:", f"{args.image1}:").replace("image2:", f"{args.image2}:")
         raise ValueError(message) from None
     inliers = result.inliers
-    drawing = draw_matches(*images, result.xy1[inliers], result.xy2[inliers])
+    drawing = draw_matches(first, second, result.xy1[inliers], result.xy2[inliers])
     try:
         written = cv2.imwrite(str(args.out), drawing)
     except cv2.error:
         written = False
     if not written:
         raise ValueError(f"--out {args.out}: OpenCV could not write the drawing there")
+    one, two = result.features1, result.features2
+    print(
+        f"keypoints {len(one)} / {len(two)}, matches {len(result.matches)}, inliers {int(inliers.sum())} "
+        f"({args.method}, {args.threshold:g} px); estimated noise {one.noise_sigma:.1f} / {two.noise_sigma:.1f}, "
+        f"denoised {'yes' if one.denoised else 'no'} / {'yes' if two.denoised else 'no'}; wrote {args.out}"
+    )
     summary = {
-        "keypoints": (len(result.features1), len(result.features2)),
+        "keypoints": (len(one), len(two)),
         "matches": len(result.matches),
         "inliers": int(inliers.sum()),
-        "noise_sigma": (result.features1.noise_sigma, result.features2.noise_sigma),
-        "denoised": (result.features1.denoised, result.features2.denoised),
+        "noise_sigma": (one.noise_sigma, two.noise_sigma),
+        "denoised": (one.denoised, two.denoised),
     }
-    print(
-        f"keypoints {summary['keypoints'][0]} / {summary['keypoints'][1]}, matches {summary['matches']}, "
-        f"inliers {summary['inliers']} ({args.method}, {args.threshold:g} px); estimated noise "
-        f"{summary['noise_sigma'][0]:.1f} / {summary['noise_sigma'][1]:.1f}, denoised "
-        f"{'yes' if summary['denoised'][0] else 'no'} / {'yes' if summary['denoised'][1] else 'no'}; wrote {args.out}"
-    )
     return summary
 
 

@@ -86,7 +86,7 @@ def detect_sift(
     gray = gray_image(image)
     if max_keypoints is not None and (not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1):
         raise ValueError(f"max_keypoints: expected a positive integer or None, got {max_keypoints!r}")
-    detector = cv2.SIFT_create(
+    detector = cv2.SIFT_create(  # type: ignore[attr-defined]
         nfeatures=max_keypoints or 0,
         contrastThreshold=contrast_threshold,
         edgeThreshold=edge_threshold,

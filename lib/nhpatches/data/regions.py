@@ -279,8 +279,9 @@ class ImagePyramid:
 
     ``ImagePyramid(image).cut(keypoints)`` equals ``extract_patches(image, keypoints)``; building it
     once saves the pyramid (about a third of the time of 2,000 patches on a 1-megapixel image) for
-    every later cut. ``levels``: default enough for frames up to the image's size (at least the
-    dataset's 5); ``exact``: the embedded dataset's scipy interpolation (slower, see the module).
+    every later cut; :meth:`sample` cuts frames given as matrices (jittered, projected through a
+    homography: training pairs). ``levels``: default enough for frames up to the image's size (at
+    least the dataset's 5); ``exact``: the embedded dataset's scipy interpolation (slower, see the module).
     Shape: image (H, W) or (H, W, 3) uint8.
     """
 
@@ -291,6 +292,18 @@ class ImagePyramid:
         self.shape: tuple[int, int] = gray.shape
         self.exact = exact
         self.levels: tuple[np.ndarray, ...] = tuple(gaussian_pyramid(gray, levels, exact))
+
+    def sample(self, matrices: np.ndarray, steps: np.ndarray, size: int = SAMPLED_SIZE) -> np.ndarray:
+        """Frames given as matrices (jittered, or seen through a homography), as :func:`sample_frames` cuts them.
+
+        ``matrices`` map frame units (-1..1) to this image's (x, y) (e.g. ``homography @
+        frame_matrices(frames, linear, shift)``); ``steps`` are the image pixels between neighbouring
+        samples (``radius / 32`` for an undistorted 65 px frame). Not resized: 65 px by default.
+        Shape: (n, 3, 3), (n,) -> (n, size, size) uint8
+        """
+        return sample_frames(
+            self.levels, np.asarray(matrices, np.float64), np.asarray(steps, np.float64), size, self.exact
+        )
 
     def cut(
         self,
