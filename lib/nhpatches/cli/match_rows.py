@@ -73,7 +73,7 @@ class RowSpec:
                 f"row {text!r}: unknown descriptor {descriptor!r}; expected [DENOISER+]DESCRIPTOR[:key=value,...] "
                 f"with DESCRIPTOR one of {list(DESCRIPTORS)}"
             )
-        values: dict[str, object] = {}
+        values: dict[str, float | str] = {}
         keys = {"magnification": float, "weights": str, "pipeline": str}
         for item in filter(None, options.split(",")):
             key, sep, value = item.partition("=")
@@ -173,7 +173,7 @@ def build_method(spec: RowSpec, max_keypoints: int, denoisers: Mapping[str, Imag
     denoise = denoisers.get(spec.denoiser) or (
         None if spec.denoiser == NO_DENOISER else nlm_filter(auto=spec.denoiser == AUTO)
     )
-    sift = cv2.SIFT_create(
+    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
         nfeatures=max_keypoints, contrastThreshold=SIFT_CONTRAST_THRESHOLD, edgeThreshold=SIFT_EDGE_THRESHOLD
     )
 

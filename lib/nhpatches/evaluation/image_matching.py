@@ -291,7 +291,7 @@ def run_benchmark(
         raise ValueError(f"methods: names must be unique, got {names}")
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator {estimator!r}: expected one of {sorted(ESTIMATORS)}")
-    records = []
+    records: list[dict] = []
     for item in sequences:
         sequence = item if isinstance(item, ImageSequence) else read_image_sequence(item)
         if warmup and not records:
