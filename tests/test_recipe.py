@@ -10,6 +10,7 @@ import pytest
 from nhpatches import pretrained
 from nhpatches.nets.inference import describe_patches
 from nhpatches.pretrained import recipe
+from release_checks import assert_exported_epoch_is_the_best, assert_train_and_validation_photos_are_disjoint
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,9 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
     assert manifest["name"] == "none+hardnet_release" and manifest["recipe"] == recipe.recipe_json(smoke_recipe)
     assert manifest["training_data"]["train_points"] > 0 and manifest["machine"]["cores"] >= 1
     assert manifest["wall_seconds"] > 0 and len(manifest["validation_curve"]) == 2 and manifest["log"]
+    # the exported epoch is the validation curve's best, and validation photos are never trained on
+    assert_exported_epoch_is_the_best(manifest)
+    assert_train_and_validation_photos_are_disjoint(manifest)
     check = manifest["export_check"]
     assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999 and check["patches"] > 0, check
     patches = np.random.default_rng(0).integers(0, 256, (20, 32, 32), dtype=np.uint8)
