@@ -93,7 +93,12 @@ def embedded_negatives(data_root: Path | None = None) -> dict[str, np.ndarray]:
     """
     folder = (data_root or config.data_root()) / f"embedded_p{NEGATIVE_PATCHES}_iall_s0"
     data_dir = embedded.ensure_embedded_dataset(folder, seed=0, max_patches_per_sequence=NEGATIVE_PATCHES)
-    return {name: seq.clean for name, seq in data.load_dataset(data_dir, "a", "test").items()}
+    negatives = {}
+    for name, seq in data.load_dataset(data_dir, "a", "test").items():
+        if seq.clean is None:
+            raise ValueError(f"{data_dir / name}: no clean strips to re-noise")
+        negatives[name] = seq.clean
+    return negatives
 
 
 def focused_tasks(sequences: Mapping[str, np.ndarray], focus: str, seed: int = TASK_SEED) -> tasks.TaskSet:
