@@ -11,6 +11,10 @@ One process, one run: the model is built once (the first call, not timed), then 
 
 Prints patches per second (best of ``--repeats`` timings) and describe()'s cost over its networks
 (target: at most +10 %), e.g. ``python benchmarks/bench_describe.py --batch 1000 --repeats 5``.
+
+``--also EXPORT ...`` times ``describe(weights=EXPORT)`` of other exports on the same 32 px batch, in
+turn with the shipped pipeline (one timing of each per round, best of ``--repeats`` rounds), and
+prints the shipped pipeline's speed over each: both speeds come from one run under the same load.
 """
 
 from __future__ import annotations
@@ -31,13 +35,20 @@ WORMHOLE = ROOT / "tests" / "fixtures" / "hpatches-sample" / "v_wormhole"
 
 def best_rate(call, count: int, repeats: int) -> float:
     """Patches per second of ``call()`` (count patches), best of ``repeats`` after one warm-up call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return best_rates([call], count, repeats)[0]
+
+
+def best_rates(calls: list, count: int, repeats: int) -> list[float]:
+    """Patches per second of each call, best of ``repeats`` rounds that time every call once in turn."""
+    for call in calls:
         call()
-        times.append(time.perf_counter() - start)
-    return count / min(times)
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, timings in zip(calls, times):
+            start = time.perf_counter()
+            call()
+            timings.append(time.perf_counter() - start)
+    return [count / min(timings) for timings in times]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="patches per call")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--also", type=Path, nargs="*", default=[], metavar="EXPORT", help="other exports to time")
     args = parser.parse_args(argv)
 
     import keras  # isort: skip  (after nhpatches, which quiets TensorFlow's start-up logs)
@@ -85,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             lambda: nhpatches.describe(patches, pipeline="raw"), args.batch, args.repeats
         ),
     }
+    comparisons = {}
+    if args.also:
+        others = [load_pipeline(path) for path in args.also]
+        calls = [lambda: nhpatches.describe(patches, batch_size=args.batch)] + [
+            lambda path=path: nhpatches.describe(patches, weights=path, batch_size=args.batch) for path in args.also
+        ]
+        rates = best_rates(calls, args.batch, args.repeats)
+        rows[f"describe() {pipeline.name}, 32 px, timed in turn with the exports below"] = rates[0]
+        for other, path, rate in zip(others, args.also, rates[1:]):
+            rows[f"describe(weights={path.name}/) {other.name}, 32 px"] = rate
+            comparisons[other.name] = rates[0] / rate
     machine = (
         f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
         f"Keras {keras.__version__} on {keras.backend.backend()}"
@@ -98,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         f"describe() costs {overhead:+.1%} over its networks alone (32 px input; target <= +10 %); "
         f"describe() / SIFT at 32 px: {rows[names[0]] / rows[names[3]]:.2f}x"
     )
+    for name, ratio in comparisons.items():
+        print(f"describe() {pipeline.name} / describe() {name} at 32 px, timed in turn: {ratio:.2f}x")
     if args.json:
-        args.json.write_text(
-            json.dumps({"rows": rows, "overhead": overhead, "machine": machine, "batch": args.batch}, indent=1) + "\n"
-        )
+        record = {"rows": rows, "overhead": overhead, "machine": machine, "batch": args.batch}
+        if comparisons:
+            record["speed_ratio_over"] = comparisons
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

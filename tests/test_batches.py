@@ -214,9 +214,28 @@ def test_denoising_full_pass_covers_every_patch_once() -> None:
 
 
 def test_denoising_random_steps_are_not_a_full_pass() -> None:
-    """With a step count the patches are drawn at random: the count is honoured, repeats allowed."""
-    batches = DenoisingBatches(make_bank(), 8, 3, seed=0)
-    assert len(batches) == 3 and not batches.full_pass
+    """With a step count the patches are drawn at random with repeats: 60 batches of 8 (480 draws) from
+    21 x 16 = 336 patches repeat some and miss others, yet reach every point and image; each input is the
+    noisy copy of its target (same point, same image); a seed gives the same draw, a new epoch another."""
+    bank = make_bank()
+    batches = DenoisingBatches(bank, 8, 60, seed=0)
+    assert len(batches) == 60 and not batches.full_pass
+
+    def drawn(source: DenoisingBatches) -> list[tuple[int, int]]:
+        pairs = []
+        for index in range(len(source)):
+            inputs, targets = source[index]
+            assert inputs.shape == targets.shape == (8, 8, 8, 1)
+            np.testing.assert_array_equal(inputs, targets + 1)
+            pairs += [(int(t[0, 0, 0]), int(t[0, 1, 0])) for t in targets]
+        return pairs
+
+    first = drawn(batches)
+    assert len(first) == 480 and len(set(first)) < 336  # repeats, so not one pass
+    assert {point for point, _ in first} == set(range(21)) and {image for _, image in first} == set(range(16))
+    assert drawn(DenoisingBatches(bank, 8, 60, seed=0)) == first
+    batches.on_epoch_end()
+    assert drawn(batches) != first
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])

@@ -152,13 +152,36 @@ def test_joint_and_ablation_pipelines(isolated) -> None:
 
 
 def test_noise_sweep_rows_and_cache(isolated) -> None:
-    """One row per σ and pipeline, scores in [0, 1]; a second call reads the cache."""
+    """One row per σ and pipeline, each the mAPs of one direct evaluation of that pipeline's descriptors
+    on the test points re-noised with the sweep's draw; raw pixels lose matching mAP from σ 0 to 50; a
+    second call reads the cache."""
+    from nhpatches import data, evaluation
+    from nhpatches.nets import classical
+    from nhpatches.nets.inference import describe_each, describe_patches
+
     study = Study.open("smoke", **FAST)
     pipelines = (("none", "hardnet_flip"), ("unet_adam", "hardnet_flip"))
-    frame = study.noise_sweep(pipelines, sigmas=(0.0, 50.0))
-    assert list(frame.sigma) == [0.0, 0.0, 50.0, 50.0]
-    assert frame[["verification", "matching", "retrieval"]].apply(lambda c: c.between(0, 1)).all().all()
-    assert frame.equals(study.noise_sweep(pipelines, sigmas=(0.0, 50.0)))
+    raw = classical.CLASSICAL["raw"]
+    frame = study.noise_sweep(pipelines, sigmas=(0.0, 50.0), extra={"raw": raw})
+    assert list(frame.sigma) == [0.0, 0.0, 0.0, 50.0, 50.0, 50.0]
+    assert list(frame.descriptor) == ["hardnet_flip", "hardnet_flip", "raw"] * 2
+    points = study.profile.sweep_points
+    clean = {name: seq.clean[:, :points] for name, seq in study.test_sequences.items()}
+    sweep_tasks = study.data.generated_tasks({name: array.shape[1] for name, array in clean.items()})
+    noisy = {
+        name: sweep.renoise(array, 50.0, data.sequence_noise_seed(study.seed, f"sweep:{name}"))
+        for name, array in clean.items()
+    }
+    model = study.descriptor("none", "hardnet_flip").model
+    for descriptor, describe in (("hardnet_flip", lambda flat: describe_patches(model, flat)), ("raw", raw)):
+        descriptors = {name: describe_each(describe, array) for name, array in noisy.items()}
+        summary = evaluation.evaluate(descriptors, sweep_tasks, progress=False)["summary"]
+        row = frame[(frame.sigma == 50.0) & (frame.denoiser == "none") & (frame.descriptor == descriptor)].iloc[0]
+        for task in ("verification", "matching", "retrieval"):
+            assert row[task] == pytest.approx(summary[f"{task}_mAP"], abs=1e-6), (descriptor, task)
+    raw_matching = frame[frame.descriptor == "raw"].set_index("sigma")["matching"]
+    assert raw_matching[0.0] > raw_matching[50.0]  # 4 points per sequence: a coarse but strict drop
+    assert frame.equals(study.noise_sweep(pipelines, sigmas=(0.0, 50.0), extra={"raw": raw}))
     with pytest.raises(ValueError, match="clean"):
         study.noise_sweep((("clean", "hardnet_flip"),))
 

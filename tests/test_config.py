@@ -32,11 +32,27 @@ def test_get_profile_overrides_and_errors() -> None:
 
 
 def test_profiles_grow_from_smoke_to_gpu() -> None:
-    """The gpu profile trains more than cpu, which trains more than smoke."""
-    work = {
-        name: p.descriptor_steps_per_epoch * p.epochs_descriptor * p.batch_size for name, p in config.PROFILES.items()
-    }
-    assert work["smoke"] < work["cpu"] < work["gpu"]
+    """The host training loop a profile sets up draws more triplets per descriptor run from smoke to cpu to
+    gpu: counted from the batches TripletBatches builds with the profile's settings, times the epochs
+    training.descriptor_epochs gives a descriptor trained from scratch."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from nhpatches.nets import specs
+    from nhpatches.train import training
+    from nhpatches.train.batches import TripletBatches, bank_from_sequences
+
+    clean = np.zeros((16, 64, 4, 4), np.uint8)
+    bank = bank_from_sequences({"i_a": SimpleNamespace(clean=clean, noisy=clean)})
+    spec = specs.DESCRIPTORS["baseline"]
+    drawn = {}
+    for name, profile in config.PROFILES.items():
+        batches = TripletBatches(bank, profile.batch_size, profile.descriptor_steps_per_epoch, seed=0)
+        triplets = sum(len(batches[index][0][0]) for index in range(len(batches)))
+        drawn[name] = triplets * training.descriptor_epochs(spec, profile)
+    assert drawn["smoke"] < drawn["cpu"] < drawn["gpu"]
+    assert drawn["gpu"] == 40 * 100_000  # the report's 40 epochs of 100,000 triplets
 
 
 def test_gpu_profile_is_the_reports_schedule() -> None:

@@ -16,6 +16,7 @@ from nhpatches.cli.describe import main as describe_main
 from nhpatches.cli.eval import main as eval_main
 from nhpatches.core.config import IMAGE_TYPES
 from nhpatches.nets import classical
+from release_checks import assert_exported_epoch_is_the_best, assert_train_and_validation_photos_are_disjoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORMHOLE = FIXTURES / "hpatches-sample" / "v_wormhole"
@@ -264,7 +265,9 @@ def test_checksum_mismatch_and_missing_files_are_explained(random_export, tmp_pa
 
 def test_shipped_files_match_their_manifest() -> None:
     """The package ships one weights file of at most 5 MB whose sha256 is the manifest's, from one full
-    run of the release recipe: its recipe, every epoch's validation score and its log are recorded."""
+    run of the release recipe: its recipe, every epoch's validation score and its log are recorded, the
+    exported epoch is the one with the best validation score, and no photo gives both training and
+    validation sequences."""
     from nhpatches.pretrained import recipe
 
     folder = pretrained.pretrained_dir()
@@ -277,7 +280,8 @@ def test_shipped_files_match_their_manifest() -> None:
     shipped = recipe.RECIPES["cpu"]
     assert manifest["name"] == f"none+{recipe.RELEASE_DESCRIPTOR}" and manifest["recipe"] == recipe.recipe_json(shipped)
     assert [row["epoch"] for row in manifest["validation_curve"]] == list(range(1, shipped.epochs + 1))
-    assert 1 <= manifest["best_epoch"] <= shipped.epochs
+    assert_exported_epoch_is_the_best(manifest)
+    assert_train_and_validation_photos_are_disjoint(manifest)
     assert any(line.startswith(f"epoch {shipped.epochs:3d}/{shipped.epochs}") for line in manifest["log"])
     check = manifest["export_check"]
     assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999, check

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import types
 from pathlib import Path
 
 import numpy as np
@@ -240,13 +241,60 @@ def _assert_realistic_ordering(table: object) -> None:
     assert (table["negative_distance"] > positive).all()
 
 
-def test_real_sample_orders_easy_hard_tough() -> None:
+def _plane_patches(angles: np.ndarray, size: int = 8) -> np.ndarray:
+    """Patches 128 + 50 (cos θ u + sin θ v) of two orthogonal zero-mean +-1 patterns u (top / bottom
+    halves) and v (left / right halves). Standardised and L2-normalised, each is the unit vector at angle
+    θ in the plane of u and v, so two of them lie 2 sin(Δθ / 2) apart. Shape: (K,) -> (K, size, size)."""
+    half = size // 2
+    u, v = np.ones((size, size)), np.ones((size, size))
+    u[half:], v[:, half:] = -1.0, -1.0
+    theta = np.radians(angles)[:, None, None]
+    return 128.0 + 50.0 * (np.cos(theta) * u + np.sin(theta) * v)
+
+
+def test_realism_statistics_of_a_constructed_sequence() -> None:
+    """Four reference patches at 0, 90, 180, 270 degrees; every target image of a level turns them by
+    δ = 10 (easy), 60 (hard) or 120 degrees (tough). By hand: the positive lies 2 sin(δ / 2) away; among
+    the four targets, the positive is nearest at 10 degrees (rank 1), second at 60 (the target turned from
+    -90 is 30 degrees away: rank 2) and third at 120 (targets 30 and 60 degrees away: rank 3); the
+    negatives lie 2 |sin((90 k + δ) / 2)| away, k = 1, 2, 3."""
+    reference = np.arange(4) * 90.0
+    offsets = {"e": 10.0, "h": 60.0, "t": 120.0}
+    clean = np.stack(
+        [
+            _plane_patches(reference + offsets.get(name[0], 0.0)) if name != "ref" else _plane_patches(reference)
+            for name in IMAGE_TYPES
+        ]
+    )
+    sequence = types.SimpleNamespace(clean=clean, noisy=None, num_patches=4)
+    table = embedded.measure_realism({"i_constructed": sequence})
+    for level, delta in offsets.items():
+        negatives = [2 * abs(np.sin(np.radians(90 * k + delta) / 2)) for k in (1, 2, 3)]
+        assert table.loc[level, "positive_distance"] == pytest.approx(2 * np.sin(np.radians(delta) / 2), abs=1e-9)
+        assert table.loc[level, "negative_distance"] == pytest.approx(np.mean(negatives), abs=1e-9)
+    assert list(table["matching_mrr"]) == pytest.approx([1.0, 1 / 2, 1 / 3], abs=1e-12)
+    assert list(table["nn_accuracy"]) == [1.0, 0.0, 0.0]
+
+
+def test_real_sample_realism_equals_a_direct_computation() -> None:
+    """On all 150 real points the table equals a separate computation from numpy's Pearson correlation
+    (the pixel descriptor's distance is sqrt(2 - 2 r)); easy > hard > tough, with the figures the embedded
+    module's docstring quotes (e 0.739, h 0.427, t 0.182)."""
     sequence = data.load_sequence(FIXTURES / "v_wormhole")
     table = embedded.measure_realism({sequence.name: sequence})
     _assert_realistic_ordering(table)
-    # all 150 real patches (the embedded module's docstring quotes these figures)
-    assert table.loc["e", "matching_mrr"] == pytest.approx(0.739, abs=0.01)
-    assert table.loc["t", "matching_mrr"] == pytest.approx(0.182, abs=0.01)
+    flat = sequence.clean.reshape(16, sequence.num_patches, -1).astype(float)
+    count = sequence.num_patches
+    for level in ("e", "h", "t"):
+        reciprocal_ranks, positives = [], []
+        for k in range(1, 6):
+            correlation = np.corrcoef(flat[0], flat[IMAGE_TYPES.index(f"{level}{k}")])[:count, count:]
+            own = np.diag(correlation)
+            reciprocal_ranks.append(1.0 / (1 + (correlation > own[:, None]).sum(axis=1)))
+            positives.append(np.sqrt(2 - 2 * own))
+        assert table.loc[level, "matching_mrr"] == pytest.approx(np.mean(reciprocal_ranks), abs=1e-9)
+        assert table.loc[level, "positive_distance"] == pytest.approx(np.mean(positives), abs=1e-6)
+    assert list(table["matching_mrr"].round(3)) == [0.739, 0.427, 0.182]
 
 
 def test_embedded_orders_easy_hard_tough_like_the_real_sample(small_dataset: Path) -> None:

@@ -50,11 +50,15 @@ def quality(rows: dict[str, tuple[float, float]]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def test_verdict_words() -> None:
-    """The two verdicts, and "holds" is not a substring of "does not hold"."""
-    assert findings.verdict(True) == "holds"
-    assert findings.verdict(False) == "does not hold"
-    assert findings.verdict(True) not in findings.verdict(False)
+def test_verdict_follows_the_numbers_at_the_boundary() -> None:
+    """A finding ends with exactly one verdict, and the verdict turns at the claim's inequality: a tie
+    between the noisy and the denoised pipeline does not hold, the smallest gain does."""
+    rows = {("none", "baseline"): 0.4, ("unet", "baseline"): 0.4, ("clean", "baseline"): 0.5}
+    tie = findings.denoising_order(pipelines(rows))
+    gain = findings.denoising_order(pipelines({**rows, ("unet", "baseline"): 0.4001}))
+    assert tie.endswith(FAILS) and HOLDS not in tie
+    assert gain.endswith(HOLDS) and FAILS not in gain
+    assert tie.count("→") == gain.count("→") == 1
 
 
 # ----- 00 ------------------------------------------------------------------------------------------

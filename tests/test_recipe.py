@@ -13,6 +13,7 @@ from nhpatches.data import camera, embedded, extraction
 from nhpatches.nets.inference import describe_patches
 from nhpatches.pretrained import recipe
 from nhpatches.train import augment, batches, resumable
+from release_checks import assert_exported_epoch_is_the_best, assert_train_and_validation_photos_are_disjoint
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +177,9 @@ def test_recipe_resumes_exactly_and_exports_what_it_trained(smoke_recipe, data_r
         "d4", "augmented", "hardest_negative", "euclidean"
     )
     assert manifest["recipe"]["magnification"] == smoke_recipe.camera.magnification
-    # the exported epoch is the best of the validation curve; training and validation photos are disjoint
-    curve = manifest["validation_curve"]
-    assert manifest["best_epoch"] == 1 + int(np.argmax([row["val_score"] for row in curve]))
-    stems = {side: {name.split("_", 1)[1] for name in manifest["training_data"][f"{side}_sequences"]}
-             for side in ("train", "validation")}
-    assert stems["train"] and stems["validation"] and not stems["train"] & stems["validation"]
+    # the exported epoch is the validation curve's best, and validation photos are never trained on
+    assert_exported_epoch_is_the_best(manifest)
+    assert_train_and_validation_photos_are_disjoint(manifest)
     assert manifest["training_data"]["camera_points"] > 0 and manifest["wall_seconds"] > 0 and manifest["log"]
     check = manifest["export_check"]
     assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999 and check["patches"] > 0, check
