@@ -14,7 +14,8 @@ A row is written ``[DENOISER+]DESCRIPTOR[:key=value,...]``, e.g. ``sift``, ``roo
   ``rootsift`` (Arandjelovic & Zisserman 2012: L1-normalised, square-rooted SIFT) or ``describe``
   (:func:`nhpatches.detect_and_describe`: the region of half-width ``magnification`` x sigma cut by
   :func:`nhpatches.extract_patches`, described by :func:`nhpatches.describe`);
-* keys of ``describe``: ``magnification`` (default: the product's, 5 = HPatches' region), ``weights``
+* keys of ``describe``: ``magnification`` (default: the region the descriptor was trained at, see
+  :func:`nhpatches.pretrained.images.trained_magnification`), ``weights``
   (your export, as ``describe(weights=...)``), ``pipeline`` (describe's pipeline name, default "default").
 
 Matching is mutual nearest neighbours (L2) for every row.
@@ -34,7 +35,6 @@ from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
 from nhpatches.evaluation.image_matching import Features, Method
 from nhpatches.pretrained.images import (
     AUTO_DENOISE_MIN_SIGMA,
-    DEFAULT_MAGNIFICATION,
     NLM_STRENGTH,
     SIFT_CONTRAST_THRESHOLD,
     SIFT_EDGE_THRESHOLD,
@@ -59,7 +59,7 @@ class RowSpec:
     name: str
     descriptor: str = "describe"
     denoiser: str = NO_DENOISER
-    magnification: float = DEFAULT_MAGNIFICATION
+    magnification: float | None = None  # None: the region the descriptor was trained at
     weights: str | None = None
     pipeline: str = "default"
 
@@ -85,7 +85,7 @@ class RowSpec:
                 values[key] = keys[key](value)
             except ValueError:
                 raise ValueError(f"row {text!r}: {key}={value!r} is not a number") from None
-        if float(values.get("magnification", DEFAULT_MAGNIFICATION)) <= 0:
+        if "magnification" in values and float(values["magnification"]) <= 0:
             raise ValueError(f"row {text!r}: magnification must be > 0 (half-width in keypoint sigmas)")
         return cls(name=text.strip(), descriptor=descriptor, denoiser=denoiser or NO_DENOISER, **values)  # type: ignore[arg-type]
 

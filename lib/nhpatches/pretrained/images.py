@@ -28,7 +28,7 @@ from nhpatches.data.photographs import denoise_nlm, detect_sift, estimate_noise_
 from nhpatches.data.regions import SAMPLED_SIZE, extract_patches, gray_image, keypoint_array
 from nhpatches.nets.inference import DEFAULT_BATCH_SIZE
 from nhpatches.nets.matching import match_descriptors
-from nhpatches.pretrained.load import DEFAULT_PIPELINE, describe
+from nhpatches.pretrained.load import CLASSICAL, DEFAULT_PIPELINE, describe, load_pipeline
 
 # --------------------------------------------------------------------------- defaults
 # Chosen by the image-matching benchmark (issue 20): the values below are initial ones until it has run.
@@ -39,7 +39,9 @@ DEFAULT_DENOISE = "auto"
 AUTO_DENOISE_MIN_SIGMA = 10.0
 #: Non-local means strength h, in units of the estimated noise sigma.
 NLM_STRENGTH = 1.0
-#: Half-width of the region cut around a keypoint, in units of its scale sigma (5: HPatches).
+#: Half-width of the region cut around a keypoint, in units of its scale sigma (5: HPatches), for
+#: descriptors whose export records no training region (the classical ones, the first release).
+#: A learned export trained on photographs records its own (``manifest["recipe"]["magnification"]``).
 DEFAULT_MAGNIFICATION = 5.0
 #: OpenCV SIFT's detection thresholds (``contrastThreshold``, ``edgeThreshold``; OpenCV's defaults).
 SIFT_CONTRAST_THRESHOLD = 0.04
@@ -147,10 +149,12 @@ def _features(
     denoise: str | Callable[[np.ndarray], np.ndarray],
     pipeline: str,
     weights: str | os.PathLike[str] | None,
-    magnification: float,
+    magnification: float | None,
     batch_size: int,
 ) -> Features:
     """detect_and_describe, naming the image ``what`` in its errors."""
+    if magnification is None:
+        magnification = trained_magnification(pipeline, weights)
     gray = gray_image(image, what)
     if not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
         raise ValueError(f"max_keypoints: expected a positive integer, got {max_keypoints!r}")
@@ -169,7 +173,7 @@ def detect_and_describe(
     denoise: str | Callable[[np.ndarray], np.ndarray] = DEFAULT_DENOISE,
     pipeline: str = DEFAULT_PIPELINE,
     weights: str | os.PathLike[str] | None = None,
-    magnification: float = DEFAULT_MAGNIFICATION,
+    magnification: float | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Features:
     """Keypoints of a photograph and descriptors of their patches.
@@ -180,8 +184,9 @@ def detect_and_describe(
     * ``detector``: "sift" (OpenCV SIFT with SIFT_CONTRAST_THRESHOLD and SIFT_EDGE_THRESHOLD, every
       orientation kept) or an OpenCV detector object (``detect(image, None)``, whose KeyPoint size
       and angle follow SIFT's conventions); the ``max_keypoints`` strongest are kept;
-    * each keypoint's patch is the oriented square of half-width ``magnification`` x sigma, cut as
-      the training patches are (:func:`nhpatches.data.regions.extract_patches`, sampled at 65 px);
+    * each keypoint's patch is the oriented square of half-width ``magnification`` x sigma (None:
+      the region the descriptor was trained at, :func:`trained_magnification`), cut as the training
+      patches are (:func:`nhpatches.data.regions.extract_patches`, sampled at 65 px);
     * ``pipeline`` / ``weights`` / ``batch_size``: as :func:`nhpatches.describe` (the shipped
       network by default; "sift" describes the 65 px patches, the others their 32 px resize).
 
@@ -189,6 +194,14 @@ def detect_and_describe(
     Shape: (H, W) or (H, W, 3) uint8 (colour as RGB) -> Features with N <= max_keypoints
     """
     return _features(image, "image", max_keypoints, detector, denoise, pipeline, weights, magnification, batch_size)
+
+
+def trained_magnification(pipeline: str = DEFAULT_PIPELINE, weights: str | os.PathLike[str] | None = None) -> float:
+    """The region a pipeline's descriptor was trained at: its export's ``recipe.magnification``, else 5 (HPatches)."""
+    if pipeline in CLASSICAL:
+        return DEFAULT_MAGNIFICATION
+    recipe = load_pipeline(weights).manifest.get("recipe") or {}
+    return float(recipe.get("magnification", DEFAULT_MAGNIFICATION))
 
 
 def find_homography(
@@ -219,7 +232,7 @@ def match_images(
     denoise: str | Callable[[np.ndarray], np.ndarray] = DEFAULT_DENOISE,
     pipeline: str = DEFAULT_PIPELINE,
     weights: str | os.PathLike[str] | None = None,
-    magnification: float = DEFAULT_MAGNIFICATION,
+    magnification: float | None = None,
     mutual: bool = True,
     ratio: float | None = None,
     method: str = "magsac",
