@@ -118,7 +118,7 @@ def test_noisy_only_sequence_loads_without_clean(tmp_path: Path) -> None:
 
 
 def test_embedded_layout_needs_manifest_and_noisy_strips(nhpatches_dir: Path) -> None:
-    (nhpatches_dir / data.MANIFEST_NAME).write_text("{}")
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text("{}")
     assert data.detect_layout(nhpatches_dir) == "embedded"
     for path in (nhpatches_dir / "i_alpha").glob("*_noise.png"):
         path.unlink()
@@ -312,7 +312,7 @@ def test_fingerprint_changes_with_files(nhpatches_dir: Path) -> None:
     write_strip(nhpatches_dir / "v_beta" / "ref.png", random_patches(5)[0])
     second = data.dataset_fingerprint(nhpatches_dir)
     assert second != first
-    (nhpatches_dir / data.MANIFEST_NAME).write_text('{"seed": 1}')
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text('{"seed": 1}')
     third = data.dataset_fingerprint(nhpatches_dir)
-    (nhpatches_dir / data.MANIFEST_NAME).write_text('{"seed": 2}')
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text('{"seed": 2}')
     assert len({second, third, data.dataset_fingerprint(nhpatches_dir)}) == 3

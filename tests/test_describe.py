@@ -353,7 +353,7 @@ def test_describe_then_eval_on_nhpatches_layout(
 def test_describe_embedded_layout_and_clean_option(nhpatches_dataset: Path, tmp_path: Path) -> None:
     """With a dataset.json the layout is 'embedded' (noisy strips described); --clean describes the clean ones."""
     embedded = Path(shutil.copytree(nhpatches_dataset, tmp_path / "emb"))
-    (embedded / data.MANIFEST_NAME).write_text("{}")
+    (embedded / data.DATASET_MANIFEST_NAME).write_text("{}")
     assert data.detect_layout(embedded) == "embedded"
     assert run_describe(embedded, tmp_path / "noisy", "--pipeline", "raw", "--format", "npy") == 0
     assert run_describe(embedded, tmp_path / "clean", "--pipeline", "raw", "--clean") == 0

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nhpatches.core.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
-from nhpatches.data.hpatches import resize_patches
+from nhpatches.data.resize import resize_patches
 from nhpatches.nets.classical import CLASSICAL, check_patches
 from nhpatches.nets.inference import DEFAULT_BATCH_SIZE, denoise_patches, run_network
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nhpatches import data
 from nhpatches.core import config
-from nhpatches.data import embedded, tasks
+from nhpatches.data import embedded, photos, tasks
 from nhpatches.train.batches import PatchBank, bank_from_sequences
 
 
@@ -98,7 +98,7 @@ def embedded_dataset_dir(profile: config.Profile, seed: int = 0) -> Path:
     """Build (once) and return the embedded dataset a profile uses."""
     images = None
     if profile.embedded_images is not None:
-        images = embedded.DEFAULT_IMAGES[: profile.embedded_images]
+        images = photos.DEFAULT_IMAGES[: profile.embedded_images]
     tag = f"embedded_p{profile.embedded_patches}_i{profile.embedded_images or 'all'}_s{seed}"
     return embedded.ensure_embedded_dataset(
         config.data_root() / tag, seed=seed, max_patches_per_sequence=profile.embedded_patches, images=images

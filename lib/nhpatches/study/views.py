@@ -10,7 +10,7 @@ import pandas as pd
 
 from nhpatches import data
 from nhpatches.core import config
-from nhpatches.data import embedded
+from nhpatches.data.realism import measure_realism
 from nhpatches.nets import specs
 from nhpatches.study import report
 from nhpatches.study.dataset import hold_out_scenes
@@ -85,7 +85,7 @@ def compare_denoisers(study: Study, names: tuple[str, ...]) -> pd.DataFrame:
 
 def realism(study: Study) -> pd.DataFrame:
     """Trivial-descriptor figures per level on the test sequences (clean patches)."""
-    return embedded.measure_realism(study.test_sequences).reset_index()
+    return measure_realism(study.test_sequences).reset_index()
 
 
 def noise_summary(study: Study) -> pd.DataFrame:
