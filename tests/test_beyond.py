@@ -227,12 +227,3 @@ def test_descriptor_loss_part_of_a_joint_history() -> None:
     assert part["loss"].tolist() == [0.9, 0.8] and part["val_loss"].tolist() == [1.0, 0.9]
     plain = pd.DataFrame({"epoch": [1], "loss": [0.7]})
     assert report.descriptor_loss_part(plain) is plain
-
-
-def test_nearest_neighbour_accuracy_by_hand() -> None:
-    """Row i of the first set should find row i of the second; here 2 of 3 do."""
-    first = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    second = np.array([[0.1, 0.0], [0.9, 0.1], [1.0, -0.5]])  # row 2's match is far: row 0's is nearer
-    assert findings.nearest_neighbour_accuracy(first, second) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="same shape"):
-        findings.nearest_neighbour_accuracy(first, second[:2])
