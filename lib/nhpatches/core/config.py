@@ -187,11 +187,6 @@ def get_profile(name: str, **overrides) -> Profile:
     return dataclasses.replace(PROFILES[name], **overrides)
 
 
-def default_profile_name() -> str:
-    """$NHPATCHES_PROFILE if set, else 'cpu' (the notebooks' default)."""
-    return os.environ.get("NHPATCHES_PROFILE", "cpu")
-
-
 def results_dir() -> Path:
     """Where cached runs live: $NHPATCHES_RESULTS, else <root>/results."""
     env = os.environ.get("NHPATCHES_RESULTS")

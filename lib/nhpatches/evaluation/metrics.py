@@ -119,12 +119,6 @@ def array_sizes(arrays: Sequence[np.ndarray], sequences: Sequence[str]) -> dict[
     return {name: int(a.shape[1]) for name, a in zip(sequences, arrays)}
 
 
-def type_index(image_ids: np.ndarray, noise: str) -> np.ndarray:
-    """Map task image ids 0..5 to IMAGE_TYPES positions for noise level ``noise``."""
-    base = IMAGE_TYPES.index(f"{noise}1") - 1
-    return np.where(image_ids == 0, 0, image_ids + base)
-
-
 def progress_bar(total: int, desc: str, progress: bool | None) -> Any:
     """A tqdm bar: shown if progress is True, or if None and stderr is a terminal."""
     import sys

@@ -10,8 +10,6 @@ so the models run on the TensorFlow, PyTorch and JAX backends alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import keras
 from keras import ops
 
@@ -19,14 +17,6 @@ from keras import ops
 L2NET_VARIANTS: tuple[str, ...] = ("baseline", "updated", "deep")
 #: Pixel range of the patches at the model boundary.
 PIXEL_MAX = 255.0
-_CONV_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv2DTranspose,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-)
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")
@@ -323,20 +313,6 @@ def build_pair_trainer(descriptor_model: keras.Model) -> keras.Model:
     Shape: 2 x (B, P, P, 1) -> (B, 2, D).
     """
     return _shared_trainer(descriptor_model, ("anchor", "positive"), "pair_trainer")
-
-
-def _iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
-    """All layers of a model, descending into nested models."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _iter_layers(layer)
-
-
-def count_conv_layers(model: keras.Model) -> int:
-    """Number of convolution layers in a model, nested models included (shared ones once)."""
-    seen = {id(layer) for layer in _iter_layers(model) if isinstance(layer, _CONV_TYPES)}
-    return len(seen)
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")
