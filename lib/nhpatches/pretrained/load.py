@@ -166,7 +166,7 @@ def _set_weights(model: keras.Model, stored: Mapping[str, np.ndarray], role: str
             f"{model.name!r} network rebuilt from the manifest's spec"
         )
     values = []
-    for key, variable in zip(keys, variables):
+    for key, variable in zip(keys, variables, strict=True):
         array = stored[key]
         if tuple(array.shape) != tuple(variable.shape):
             raise ValueError(

@@ -10,6 +10,7 @@ from pathlib import Path
 from nhpatches import data
 from nhpatches.core import config
 from nhpatches.data import embedded, photos, tasks
+from nhpatches.data.tasks import TaskSet
 from nhpatches.train.batches import PatchBank, bank_from_sequences
 
 
@@ -54,14 +55,14 @@ class StudyData:
         return bank_from_sequences(train), bank_from_sequences(validation)
 
     @functools.cached_property
-    def tasks(self) -> tasks.TaskSet:
+    def tasks(self) -> TaskSet:
         """Verification and retrieval task files for the test sequences (official lists when they apply)."""
         sizes = {name: seq.num_patches for name, seq in self.test_sequences.items()}
         if self.layout != "embedded" and self.profile.test_patches is None:
             return tasks.official_tasks(self.split, sizes, seed=42)
         return self.generated_tasks(sizes)
 
-    def generated_tasks(self, sizes: Mapping[str, int]) -> tasks.TaskSet:
+    def generated_tasks(self, sizes: Mapping[str, int]) -> TaskSet:
         """Task files generated (recipes V and R, seed 42) for the first ``sizes[name]`` test points."""
         clean_ref = {
             name: seq.clean[0, : sizes[name]] for name, seq in self.test_sequences.items() if seq.clean is not None

@@ -92,10 +92,13 @@ def noise_summary(study: Study) -> pd.DataFrame:
     """Noise std per level and the measured noisy/clean correlation and std ratio on the test patches."""
     rows = []
     sequences = study.test_sequences.values()
-    for level, images in config.LEVEL_IMAGES.items():
-        images = list(images)
-        clean = np.concatenate([s.clean[images].reshape(-1, s.clean[0, 0].size) for s in sequences])
-        noisy = np.concatenate([s.noisy[images].reshape(-1, s.noisy[0, 0].size) for s in sequences])
+    pairs = [(s.clean, s.noisy) for s in sequences if s.clean is not None and s.noisy is not None]
+    if len(pairs) < len(sequences):
+        raise ValueError(f"{study.data_dir}: the noise summary needs clean and noisy test patches")
+    for level, level_images in config.LEVEL_IMAGES.items():
+        images = list(level_images)
+        clean = np.concatenate([c[images].reshape(-1, c[0, 0].size) for c, _ in pairs])
+        noisy = np.concatenate([n[images].reshape(-1, n[0, 0].size) for _, n in pairs])
         rows.append(
             {
                 "noise_level": level,
@@ -182,8 +185,8 @@ def facts(study: Study, pipeline: Pipeline | tuple[str, str]) -> dict:
 
 def with_facts(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     """A pipeline table with ``facts`` columns inserted after its descriptor column."""
-    rows = pd.DataFrame([facts(study, pipeline) for pipeline in zip(table.denoiser, table.descriptor)])
-    position = table.columns.get_loc("descriptor") + 1
+    rows = pd.DataFrame([facts(study, pipeline) for pipeline in zip(table.denoiser, table.descriptor, strict=True)])
+    position = list(table.columns).index("descriptor") + 1
     out = table.drop(columns=[c for c in rows.columns if c in table.columns])
     for i, column in enumerate(rows.columns):
         out.insert(position + i, column, rows[column].to_numpy())

@@ -9,7 +9,6 @@ serve datasets without official lists, and the verification side of the genuine
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,7 @@ def _patch_counts(sizes: Mapping[str, int]) -> np.ndarray:
     if not sizes:
         raise ValueError("sizes must name at least one test sequence")
     counts = np.array([int(n) for n in sizes.values()], dtype=np.int64)
-    bad = [name for name, n in zip(sizes, counts) if n < 1]
+    bad = [name for name, n in zip(sizes, counts, strict=True) if n < 1]
     if bad:
         raise ValueError(f"sequences {bad} have no patches")
     return counts
@@ -34,7 +33,7 @@ def _patch_counts(sizes: Mapping[str, int]) -> np.ndarray:
 def generate_verification_pairs(sizes: Mapping[str, int], num_pairs: int, seed: int) -> dict[str, np.ndarray]:
     """Recipe V: pos/intra/inter pair lists (M, 6) drawn in the spec's order."""
     counts = _patch_counts(sizes)
-    small = [name for name, n in zip(sizes, counts) if n < 2]
+    small = [name for name, n in zip(sizes, counts, strict=True) if n < 2]
     if small:
         raise ValueError(f"verification needs at least 2 patches per sequence; {small} have fewer")
     rng = np.random.default_rng(seed)

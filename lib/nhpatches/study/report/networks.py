@@ -32,7 +32,7 @@ def _initializer_name(initializer: object) -> str:
     return f"{name}(gain={gain:g})" if gain is not None else name
 
 
-def _output_shape(layer: object) -> str:
+def _output_shape(layer: keras.layers.Layer) -> str:
     """The layer's output shape without the batch axis, e.g. '(32, 32, 16)'."""
     try:
         shape = layer.output.shape
@@ -41,7 +41,7 @@ def _output_shape(layer: object) -> str:
     return str(tuple(shape[1:]))
 
 
-def _layer_details(layer: object) -> str:
+def _layer_details(layer: keras.layers.Layer) -> str:
     """What else defines a layer: pool or upsampling size, dropout rate, BN settings, scale."""
     import keras  # imported here: the rest of this module does not need a backend
 

@@ -7,6 +7,7 @@ helpers reshape per-epoch DataFrames so that curves of different runs compare.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -127,7 +128,10 @@ def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]])
     """
     import seaborn as sns
 
-    per_seed = [results] if results and isinstance(results[0], Mapping) else list(results)
+    if results and isinstance(results[0], Mapping):  # one seed's results
+        per_seed = [cast(Sequence[Mapping[str, Any]], results)]
+    else:
+        per_seed = list(cast(Sequence[Sequence[Mapping[str, Any]]], results))
     tidy = pd.concat([_level_scores(r).assign(seed=i) for i, r in enumerate(per_seed)], ignore_index=True)
     tidy["mAP"] = tidy["mAP"] * 100
     tidy["noise"] = tidy["noise_level"].str[0].str.upper()

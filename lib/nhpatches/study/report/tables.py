@@ -7,6 +7,7 @@ per-task records); a table has one row per pipeline, and says which task files p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,15 +95,16 @@ def table2_breakdown(results: Sequence[Mapping]) -> pd.DataFrame:
     rows = []
     for result in results:
         tidy = evaluation.results_to_frame(result)
-        row = {
+        row: dict[str, Any] = {
             "pipeline": pipeline_label(result["pipeline"]["denoiser"], result["pipeline"]["descriptor"]),
             "task_files": task_files_label(result.get("tasks", {})),
         }
-        for record in tidy.itertuples(index=False):
-            if record.subset == "all" and record.noise_level != "all":
-                row[f"{record.task[:5]} {record.noise_level}"] = record.mAP
-            elif record.subset != "all" and record.noise_level == "all":
-                row[f"{record.task[:5]} {record.subset}"] = record.mAP
+        for record in tidy.to_dict(orient="records"):
+            task, subset, level = str(record["task"])[:5], record["subset"], record["noise_level"]
+            if subset == "all" and level != "all":
+                row[f"{task} {level}"] = record["mAP"]
+            elif subset != "all" and level == "all":
+                row[f"{task} {subset}"] = record["mAP"]
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame[[c for c in frame.columns if c != "task_files"] + ["task_files"]]
