@@ -87,9 +87,9 @@ def test_joint_gradients_reach_the_denoiser_at_lambda_zero() -> None:
     targets = {"descriptors": np.zeros(8, np.float32), "denoised": np.zeros((8, 2, 32, 32, 1), np.float32)}
     logs = trainer.train_on_batch(noisy, targets, return_dict=True)
     assert np.isfinite(logs["loss"])
-    moved = [not np.allclose(a, b) for a, b in zip(before, denoiser.get_weights())]
+    moved = [not np.allclose(a, b) for a, b in zip(before, denoiser.get_weights(), strict=True)]
     assert all(moved), "every denoiser weight should get a gradient from the descriptor loss"
-    for original, copy in zip(before, unet.get_weights()):
+    for original, copy in zip(before, unet.get_weights(), strict=True):
         np.testing.assert_array_equal(original, copy)  # the trained denoiser passed in is not modified
     assert descriptor is not hardnet
 
@@ -137,7 +137,7 @@ def test_joint_and_ablation_pipelines(isolated) -> None:
     tuned, key = study.pipeline_denoiser("unet_adam", "hardnet_joint")
     original = study.denoiser("unet_adam").model
     assert key == joint.run.key
-    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights(), strict=True))
     noisy = next(iter(study.test_sequences.values())).noisy
     name = next(iter(study.test_sequences))
     assert not np.array_equal(

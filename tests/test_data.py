@@ -287,7 +287,7 @@ def test_noise_brackets_the_nhpatches_correlation_hint() -> None:
     median_correlation = {}
     for level, std in data.NOISE_STD.items():
         noisy = data.add_noise(clean, std, np.random.default_rng(0)).reshape(len(clean), -1).astype(float)
-        pairs = [np.corrcoef(a, b)[0, 1] for a, b in zip(flat, noisy) if a.std() > 0]
+        pairs = [np.corrcoef(a, b)[0, 1] for a, b in zip(flat, noisy, strict=True) if a.std() > 0]
         median_correlation[level] = np.median(pairs)
     assert median_correlation["easy"] > 0.77 > median_correlation["tough"]
 

@@ -111,7 +111,7 @@ def test_left_out_photos_are_flat_at_patch_scale() -> None:
         image = photos.load_photo(file_name)
         rng = np.random.default_rng(0)
         ys, xs = rng.integers(0, image.shape[0] - 24, 300), rng.integers(0, image.shape[1] - 24, 300)
-        return float(np.median([image[y : y + 24, x : x + 24].std() for y, x in zip(ys, xs)]))
+        return float(np.median([image[y : y + 24, x : x + 24].std() for y, x in zip(ys, xs, strict=True)]))
 
     assert all(window_std(name) < 8 for name in photos.FLAT_PHOTOS)
     assert window_std("camera.png") > 10
@@ -215,7 +215,7 @@ def test_warped_target_patches_match_the_reference_through_the_homography() -> N
     steps = np.ones(2)
     reference = extraction.sample_patches([photo], extraction.frame_points(frames, grid), steps)
     warped = extraction.sample_patches([target], extraction.frame_points(frames, grid, homography=homography), steps)
-    for ref_patch, target_patch in zip(reference, warped):
+    for ref_patch, target_patch in zip(reference, warped, strict=True):
         assert np.corrcoef(ref_patch.ravel(), target_patch.ravel())[0, 1] > 0.9
 
 

@@ -588,7 +588,7 @@ def test_unet_coursework_sgd_step_is_finite() -> None:
     after = model.get_weights()
     assert np.isfinite(history).all() and history[0] > 0
     assert all(np.isfinite(w).all() for w in after)
-    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 
 
 def test_study_specs_compile_the_report_set_ups() -> None:
@@ -648,4 +648,4 @@ def test_euclidean_triplet_training_with_identical_pairs_stays_finite() -> None:
     after = [_np(w) for w in descriptor.trainable_weights]
     assert np.isfinite(history).all() and history[0] > 0
     assert all(np.isfinite(w).all() for w in after)
-    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))

@@ -219,11 +219,11 @@ def test_retrained_fine_tunes_the_pipelines_trained_baseline(isolated, monkeypat
     assert calls[0]["initial"] is None
     baseline = study.descriptor("unet", "baseline").model.get_weights()
     assert len(calls[1]["initial"]) == len(baseline)
-    for start, trained in zip(calls[1]["initial"], baseline):
+    for start, trained in zip(calls[1]["initial"], baseline, strict=True):
         np.testing.assert_array_equal(start, trained)
     assert calls[1]["spec"].flip == "rot180" and calls[1]["source"] == "denoised"
     assert retrained.metrics["init_from"] == "baseline" and retrained.metrics["epochs"] == 1
-    changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline)]
+    changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline, strict=True)]
     assert any(changed)  # fine-tuning moved the weights
     assert study.descriptor_run_key("unet", "retrained") != study.descriptor_run_key("none", "retrained")
 
