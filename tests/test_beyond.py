@@ -15,17 +15,17 @@ from nhpatches.study import Study, findings, report
 from nhpatches.train import training
 from nhpatches.train.batches import JointBatches, bank_from_sequences
 
-FAST = dict(
-    steps_per_epoch=1,
-    validation_steps=1,
-    epochs_unet=1,
-    epochs_dncnn=1,
-    dncnn_keep_epoch=None,
-    epochs_descriptor=1,
-    epochs_retrain=1,
-    descriptor_steps_per_epoch=1,
-    descriptor_validation_steps=1,
-)
+FAST = {
+    "steps_per_epoch": 1,
+    "validation_steps": 1,
+    "epochs_unet": 1,
+    "epochs_dncnn": 1,
+    "dncnn_keep_epoch": None,
+    "epochs_descriptor": 1,
+    "epochs_retrain": 1,
+    "descriptor_steps_per_epoch": 1,
+    "descriptor_validation_steps": 1,
+}
 
 
 @pytest.fixture

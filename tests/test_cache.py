@@ -62,8 +62,8 @@ def test_force_recomputes(tmp_path) -> None:
 
 def test_read_json_names_the_file(tmp_path) -> None:
     """Missing and malformed JSON errors name the path."""
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json"):
         read_json(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(ValueError, match=r"bad\.json"):
         read_json(tmp_path / "bad.json")

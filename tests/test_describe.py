@@ -313,7 +313,7 @@ def nhpatches_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(11)
     for name, count in counts.items():
         clean = textured_patches(count, rng)
-        for index, image_type in enumerate(IMAGE_TYPES):
+        for image_type in IMAGE_TYPES:
             std = {"r": 5.0, "e": 20.0, "h": 45.0, "t": 90.0}[image_type[0]]
             noisy = np.clip(clean + rng.normal(0, std, clean.shape), 0, 255).astype(np.uint8)
             write_strip(root / name / f"{image_type}.png", clean)

@@ -36,7 +36,8 @@ def test_describe_needs_no_pandas_matplotlib_or_study() -> None:
         assert nhpatches.describe(patches).shape == (6, 128)
         assert nhpatches.describe(patches, pipeline="sift").shape == (6, 128)
         loaded = sorted(m for m in sys.modules if m.startswith("nhpatches"))
-        assert not any(m.startswith(("nhpatches.study", "nhpatches.train", "nhpatches.evaluation")) for m in loaded), loaded
+        upper = ("nhpatches.study", "nhpatches.train", "nhpatches.evaluation")
+        assert not any(m.startswith(upper) for m in loaded), loaded
         assert not any(m.split(".")[0] in ("pandas", "matplotlib", "seaborn") for m in sys.modules)
         print("ok")
     """)

@@ -46,7 +46,7 @@ def test_open_epochs_replaces_every_epoch_count(tmp_path, monkeypatch) -> None:
 def test_hold_out_keeps_scenes_together() -> None:
     """i_x and v_x land on the same side; at least one scene is held out."""
     names = [f"{kind}_{scene}" for scene in "abcdefgh" for kind in "iv"]
-    train, validation = hold_out_scenes({name: None for name in names})
+    train, validation = hold_out_scenes(dict.fromkeys(names))
     assert validation and train
     assert {n[2:] for n in train}.isdisjoint({n[2:] for n in validation})
     assert all(f"i_{n[2:]}" in validation and f"v_{n[2:]}" in validation for n in validation)
@@ -66,7 +66,7 @@ def test_denoised_patches_are_clipped_and_truncated() -> None:
 def test_diverged_denoiser_is_refused() -> None:
     """A denoiser whose output is NaN (diverged training) gives a clear error, not uint8 garbage."""
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(scale=float("nan"))], name="broken")
-    with pytest.raises(ValueError, match="'broken'.*diverged"):
+    with pytest.raises(ValueError, match=r"'broken'.*diverged"):
         denoise_patches(model, np.zeros((1, 1, 4, 4), np.uint8), batch_size=8)
 
 
@@ -81,7 +81,7 @@ def test_describe_patches_keeps_the_image_and_point_axes() -> None:
 
 def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
     """A second study on the same settings loads models and results instead of recomputing."""
-    overrides = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_descriptor=1)
+    overrides = {"steps_per_epoch": 1, "validation_steps": 1, "epochs_unet": 1, "epochs_descriptor": 1}
     first = Study.open("smoke", **overrides)
     unet = first.denoiser("unet")
     results = first.evaluate("unet", "baseline")
@@ -155,17 +155,17 @@ def test_denoising_quality_by_hand() -> None:
 
 
 #: A fast smoke schedule for the pipeline tests.
-FAST = dict(
-    steps_per_epoch=1,
-    validation_steps=1,
-    epochs_unet=1,
-    epochs_dncnn=1,
-    dncnn_keep_epoch=None,
-    epochs_descriptor=1,
-    epochs_retrain=1,
-    descriptor_steps_per_epoch=1,
-    descriptor_validation_steps=1,
-)
+FAST = {
+    "steps_per_epoch": 1,
+    "validation_steps": 1,
+    "epochs_unet": 1,
+    "epochs_dncnn": 1,
+    "dncnn_keep_epoch": None,
+    "epochs_descriptor": 1,
+    "epochs_retrain": 1,
+    "descriptor_steps_per_epoch": 1,
+    "descriptor_validation_steps": 1,
+}
 
 
 def _record_descriptor_training(monkeypatch) -> list[dict]:

@@ -73,7 +73,10 @@ def test_recipe_v_properties() -> None:
 def test_recipe_r_properties() -> None:
     """Queries and distractors are unique, disjoint and within range."""
     queries, distractors = generate_retrieval_lists(SIZES, 10, 20, 3)
-    keys = lambda rows: {tuple(r) for r in rows.tolist()}
+
+    def keys(rows: np.ndarray) -> set[tuple[int, ...]]:
+        return {tuple(r) for r in rows.tolist()}
+
     assert len(keys(queries)) == 10 and len(keys(distractors)) == 20
     assert not keys(queries) & keys(distractors)
     counts = np.array(list(SIZES.values()))
@@ -162,7 +165,7 @@ def test_files_without_provenance_are_regenerated(tmp_path: Path) -> None:
 def test_official_tasks_use_shipped_lists() -> None:
     """Split a: 10,000 shipped queries, 20,000 distractors, recipe-V verification for the sizes."""
     splits = read_splits(resource_path("hpatches_tasks", "splits.json"))
-    sizes = {name: 2000 for name in splits["a"]["test"]}
+    sizes = dict.fromkeys(splits["a"]["test"], 2000)
     taskset = official_tasks("a", sizes, num_pairs=100)
     assert (len(taskset.queries), len(taskset.distractors)) == (10_000, 20_000)
     assert taskset.sequences[0] == "i_ajuntament" and len(taskset.verification["pos"]) == 100
@@ -173,7 +176,7 @@ def test_official_tasks_reject_too_small_sequences() -> None:
     """Shipped indices beyond the given patch counts give a clear error."""
     splits = read_splits(resource_path("hpatches_tasks", "splits.json"))
     with pytest.raises(ValueError, match="do not fit"):
-        official_tasks("a", {name: 50 for name in splits["a"]["test"]}, num_pairs=10)
+        official_tasks("a", dict.fromkeys(splits["a"]["test"], 50), num_pairs=10)
     with pytest.raises(ValueError, match="needs patch counts"):
         official_tasks("a", {"i_ajuntament": 100}, num_pairs=10)
 
@@ -212,7 +215,7 @@ def test_load_tasks_missing_file_and_split(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown split"):
         load_tasks(directory, "zz")
     (directory / "retr_queries_split-fixture.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="retr_queries_split-fixture.csv"):
+    with pytest.raises(FileNotFoundError, match=r"retr_queries_split-fixture\.csv"):
         load_tasks(directory, "fixture")
 
 
@@ -221,7 +224,7 @@ def test_read_splits_rejects_bad_structure(tmp_path: Path, content: str) -> None
     """Invalid JSON, non-objects, empty test lists and bad names raise ValueError."""
     path = tmp_path / "splits.json"
     path.write_text(content)
-    with pytest.raises(ValueError, match="splits.json"):
+    with pytest.raises(ValueError, match=r"splits\.json"):
         read_splits(path)
 
 
@@ -235,7 +238,7 @@ def test_validate_tasks_names_out_of_range_index() -> None:
     ):
         validate_tasks(taskset, {"i_one": 4, "v_two": 4, "i_three": 4})
     bad = TaskSet("x", taskset.sequences, taskset.verification, taskset.queries + 100, taskset.distractors)
-    with pytest.raises(ValueError, match="retr_queries_split-x.csv"):
+    with pytest.raises(ValueError, match=r"retr_queries_split-x\.csv"):
         validate_tasks(bad, SIZES)
 
 

@@ -14,12 +14,9 @@ on first use.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from nhpatches.core.version import package_version
 
-try:
-    __version__ = version("nhpatches")
-except PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = package_version()
 
 __all__ = ["__version__", "describe"]
 

@@ -85,7 +85,7 @@ class StackDescriptors(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """(B, k, D) from k shapes (B, D)."""
         first = tuple(input_shape[0])
-        return (first[0], len(input_shape)) + first[1:]
+        return (first[0], len(input_shape), *first[1:])
 
 
 def _check_positive_int(value: int, what: str) -> None:
@@ -240,8 +240,9 @@ def build_hardnet(
     kernel_initializer: str = "glorot_uniform",
     name: str = "hardnet",
 ) -> keras.Model:
-    """Extension (not the report's): the L2-Net/HardNet-style descriptor of Tian et al. 2017 and
-    Mishchuk et al. 2017, for the ``hardnet`` family of notebook 08.
+    """Extension (not the report's): the L2-Net/HardNet-style descriptor, for the ``hardnet`` family.
+
+    The architecture of Tian et al. 2017 and Mishchuk et al. 2017, used from notebook 08 on.
 
     Per-patch standardisation, 7 convs (32, 32, 64/2, 64, 128/2, 128, then P/4 x P/4 valid) without
     bias, each followed by affine-free BatchNormalization (ReLU after all but the last), optional
@@ -323,9 +324,11 @@ class ClipPixels(keras.layers.Layer):
     """
 
     def call(self, inputs):
+        """The inputs clipped to 0..255. Shape: any -> same."""
         return ops.clip(inputs, 0.0, 255.0)
 
     def compute_output_shape(self, input_shape):
+        """The input shape (clipping keeps it)."""
         return input_shape
 
 

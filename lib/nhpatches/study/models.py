@@ -61,8 +61,11 @@ class ResolvedPipeline:
 
     @property
     def denoiser_key(self) -> str | None:
-        """Cache key of the denoiser the pipeline runs: the joint run for a joint descriptor, else the
-        denoiser's training run; None for the 'none' and 'clean' inputs."""
+        """Cache key of the denoiser the pipeline runs (None for the 'none' and 'clean' inputs).
+
+        For a joint descriptor that is the joint run (it holds the fine-tuned copy), else the
+        denoiser's training run.
+        """
         if self.denoiser_run is None:
             return None
         if self.is_joint and self.descriptor_run is not None:
@@ -268,9 +271,10 @@ class ModelStore:
         return Trained(resolved.pipeline.descriptor, training.load_model(run), training.load_history(run), metrics, run)
 
     def descriptor_banks(self, denoiser: str | None = None) -> tuple[PatchBank, PatchBank]:
-        """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points
-        per sequence; with a denoiser, its output of their noisy patches attached as ``denoised``
-        (cached)."""
+        """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points per sequence.
+
+        With a denoiser, its output of their noisy patches is attached as ``denoised`` (cached).
+        """
         cap = self.profile.descriptor_train_patches
         train, validation = (cap_points(bank, cap) for bank in self.data.banks)
         if denoiser is None:
@@ -313,8 +317,11 @@ class ModelStore:
         return self._trained_denoiser(resolved.pipeline.denoiser, resolved.denoiser_spec, resolved.denoiser_run)
 
     def pipeline_denoiser(self, pipeline: Pipeline | ResolvedPipeline) -> tuple[keras.Model, str]:
-        """(model, cache key) of the denoiser a pipeline runs: its own fine-tuned copy when the
-        descriptor was trained jointly with it, else the trained denoiser."""
+        """(model, cache key) of the denoiser a pipeline runs.
+
+        That is its own fine-tuned copy when the descriptor was trained jointly with it, else the
+        trained denoiser.
+        """
         resolved = self.resolve(pipeline)
         if resolved.is_joint:
             trained = self.descriptor(resolved)

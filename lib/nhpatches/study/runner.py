@@ -46,10 +46,11 @@ class PipelineRunner:
         )
 
     def test_patches(self, pipeline: Pipeline | ResolvedPipeline | tuple[str, str] | str) -> dict[str, np.ndarray]:
-        """Test patches as a pipeline's descriptor sees them: 'clean', 'none' (noisy) or denoised (by the
-        pipeline's own fine-tuned denoiser when its descriptor was trained jointly with it).
+        """Test patches as a pipeline's descriptor sees them: 'clean', 'none' (noisy) or denoised.
 
-        ``pipeline`` may be a denoiser name alone (its plain output). Shape: per sequence (16, N, P, P) uint8.
+        Denoised means by the pipeline's own fine-tuned denoiser when its descriptor was trained
+        jointly with it, else by the trained denoiser. ``pipeline`` may be a denoiser name alone (its
+        plain output). Shape: per sequence (16, N, P, P) uint8.
         """
         sequences = self.data.test_sequences
         denoiser = pipeline if isinstance(pipeline, str) else _pipeline_of(pipeline).denoiser
@@ -79,8 +80,10 @@ class PipelineRunner:
             return {name: stored[name] for name in sequences}
 
     def denoising_quality(self, denoiser: str) -> pd.DataFrame:
-        """MAE and PSNR against the clean patches, per noise level, on the first profile.quality_points
-        points of every test sequence (all 16 images), for the noisy input and the denoiser's output."""
+        """MAE and PSNR against the clean patches, per noise level, of the noisy input and the denoiser's output.
+
+        Measured on the first ``profile.quality_points`` points of every test sequence (all 16 images).
+        """
         points = self.data.profile.quality_points
         run = self._run(
             "denoising_quality",
@@ -170,7 +173,7 @@ class PipelineRunner:
         sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
         extra: dict[str, Describe] | None = None,
     ) -> pd.DataFrame:
-        """mAPs of pipelines on the test set re-noised at each σ (see nhpatches.data.sweep).
+        """Task mAPs of pipelines on the test set re-noised at each σ (see nhpatches.data.sweep).
 
         Uses the first ``profile.sweep_points`` points of every test sequence (all when None), all 16
         images at the same σ, with task files generated for that subset; every pipeline sees the same

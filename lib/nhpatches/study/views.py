@@ -137,8 +137,10 @@ def model_costs(study: Study, pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES
 
 
 def facts(study: Study, pipeline: Pipeline | tuple[str, str]) -> dict:
-    """What a pipeline's models are, without training them: the descriptor's training data, loss
-    and epochs, the denoiser's kept epoch and the seeds."""
+    """What a pipeline's models are, without training them.
+
+    The descriptor's training data, loss and epochs, the denoiser's kept epoch and the seeds.
+    """
     denoiser, descriptor = pipeline
     seeds = ",".join(str(s) for s in study.seed_list)
     den_epochs = (

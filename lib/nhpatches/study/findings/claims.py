@@ -22,7 +22,7 @@ def verdict(holds: bool) -> str:
 
 
 def claim_sentence(claim: str, measured: str, holds: bool) -> str:
-    """'Claim: ... Measured: ... -> holds on this run.'"""
+    """The finding's sentence: 'Claim: ... Measured: ... → holds on this run.' (or 'does not hold')."""
     return f"Claim: {claim}. Measured: {measured}. → {verdict(holds)} on this run."
 
 
@@ -50,8 +50,10 @@ def pipeline_row(table: pd.DataFrame, denoiser: str, descriptor: str) -> pd.Seri
 
 
 def scores_text(row: pd.Series, metric: str) -> str:
-    """'mean 0.412 (verification 0.601, matching 0.210, retrieval 0.425)' for one row; with a
-    multi-seed table 'mean 0.412 ± 0.008 (...)', the std over the seeds."""
+    """One row's scores as text, e.g. 'mean 0.412 (verification 0.601, matching 0.210, retrieval 0.425)'.
+
+    With a multi-seed table: 'mean 0.412 ± 0.008 (...)', the std over the seeds.
+    """
     tasks = ", ".join(f"{t} {row[t]:.3f}" for t in TASKS if t in row.index and t != metric)
     std = row.get(f"{metric} std", np.nan)
     spread = f" ± {std:.3f}" if np.isfinite(std) else ""

@@ -280,9 +280,9 @@ def hard_loss(
     metric: str = "mean",
     tolerance: float = 0.0,
 ) -> str:
-    """R §4.4-5: the hard triplet loss (Eq. 4) does not beat the baseline ("the baseline model is
-    still the best performing one"; the report gives no mAP for it).
+    """R §4.4-5: the hard triplet loss (Eq. 4) does not beat the baseline.
 
+    The report: "the baseline model is still the best performing one"; it gives no mAP for it.
     Holds when every variant ≤ baseline + ``tolerance`` on ``metric``.
     """
     tolerance = check_tolerance(tolerance)
@@ -312,7 +312,7 @@ def best_pipeline(
     metric: str = "mean",
     tolerance: float = 0.0,
 ) -> str:
-    """R §5: "After many attempts, the baseline model is still the best performing one."
+    """R §5: "After many attempts, the baseline model is still the best performing one".
 
     The claim is judged over ``pipelines`` (default: every row whose denoiser is not the clean
     upper bound); holds when no pipeline beats ``reference`` by more than ``tolerance``.

@@ -61,8 +61,10 @@ def plot_loss_curves(histories: Mapping[str, pd.DataFrame], metric: str = "loss"
 
 
 def descriptor_loss_part(history: pd.DataFrame) -> pd.DataFrame:
-    """A joint run's history with its descriptor-loss columns as ``loss`` / ``val_loss`` (its total
-    loss also holds the λ·MAE term); other histories unchanged. For comparable loss curves."""
+    """A joint run's history with its descriptor-loss columns as ``loss`` / ``val_loss``, for comparable curves.
+
+    A joint run's total loss also holds the λ·MAE term; other histories are returned unchanged.
+    """
     if "descriptors_loss" not in history.columns:
         return history
     parts = {"descriptors_loss": "loss", "val_descriptors_loss": "val_loss"}
@@ -160,7 +162,7 @@ def plot_hpatches_bars(results: Sequence[Mapping] | Sequence[Sequence[Mapping]])
 
 
 def plot_noise_sweep(sweep: pd.DataFrame, reference_sigmas: Mapping[str, float] | None = None) -> Figure:
-    """mAP against the noise std σ, one panel per task, one line per pipeline (seaborn).
+    """Task mAPs against the noise std σ, one panel per task, one line per pipeline (seaborn).
 
     ``sweep`` has columns sigma, denoiser, descriptor and the task mAPs (Study.noise_sweep, or the
     real-sample check); rows repeated per seed are drawn as their mean with a ±1 std band.

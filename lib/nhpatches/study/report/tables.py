@@ -117,10 +117,10 @@ SCORE_COLUMNS: tuple[str, ...] = (*config.TASKS, "mean")
 def seed_summary(
     tables: Sequence[pd.DataFrame], seeds: Sequence[int], keys: Sequence[str] = ("denoiser", "descriptor")
 ) -> pd.DataFrame:
-    """Per-seed tables (same rows) -> one table: score columns averaged over the seeds, a
-    ``<score> std`` column for each (sample std, ddof=1; NaN with one seed) and ``seeds``.
+    """Per-seed tables (same rows) as one table: the score columns averaged over the seeds.
 
-    Other columns are taken from the first seed's table.
+    Each score gets a ``<score> std`` column (sample std, ddof=1; NaN with one seed), and ``seeds``
+    lists the seeds. Other columns are taken from the first seed's table.
     """
     if len(tables) != len(seeds) or not tables:
         raise ValueError(f"need one table per seed, got {len(tables)} tables for seeds {list(seeds)}")
@@ -188,8 +188,10 @@ def table1_epochs(runs: Mapping[str, Mapping]) -> pd.DataFrame:
 
 
 def with_report_note(table: pd.DataFrame, note: str = "not in the report") -> pd.DataFrame:
-    """A pipeline table with an "in report" column (after descriptor) saying which rows are the
-    report's Table 2 rows; the others get ``note``."""
+    """A pipeline table with an "in report" column after descriptor: which rows are the report's Table 2.
+
+    Rows that are not in the report's Table 2 get ``note``.
+    """
     reported = set(zip(REPORT_TABLE2.denoiser, REPORT_TABLE2.descriptor, strict=True))
     source = [
         "report Table 2" if (d, s) in reported else note for d, s in zip(table.denoiser, table.descriptor, strict=True)
