@@ -41,6 +41,7 @@ def best_rate(call, count: int, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, time each pipeline and print patches per second; return 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1000, help="patches per call")
     parser.add_argument("--repeats", type=int, default=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_learning_rate_warms_up_then_decays_to_zero() -> None:
     assert rates[0] == pytest.approx(settings.learning_rate / 10)
     assert max(rates) == pytest.approx(settings.learning_rate)
     assert rates[9] == pytest.approx(settings.learning_rate) and rates[-1] < 0.01 * settings.learning_rate
-    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
 
 
 def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tmp_path) -> None:
@@ -82,7 +83,7 @@ def test_recipe_resumes_where_it_stopped_and_exports(smoke_recipe, data_root, tm
     assert sum(line.startswith("epoch ") for line in lines) == 2
     assert all("eta" in line and "val score" in line for line in lines if line.startswith("epoch "))
     straight = recipe.train_release(tmp_path / "straight", smoke_recipe, data_root, print_fn=lambda _: None)
-    for a, b in zip(resumed["best_weights"], straight["best_weights"]):
+    for a, b in zip(resumed["best_weights"], straight["best_weights"], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     # another recipe never resumes this checkpoint
     with pytest.raises(ValueError, match="checkpoint of another recipe"):
