@@ -8,7 +8,7 @@ import pytest
 
 from nhpatches.core import config
 from nhpatches.nets.inference import denoise_patches, describe_patches
-from nhpatches.study import Study, hold_out_scenes
+from nhpatches.study import ModelStore, Study, hold_out_scenes
 from nhpatches.study import runner as runner_module
 from nhpatches.study import study as study_module
 from nhpatches.train import training
@@ -98,7 +98,16 @@ def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
     monkeypatch.setattr(runner_module, "describe_patches", refuse)
     second = Study.open("smoke", **overrides)
     assert second.denoiser("unet").metrics == unet.metrics
+    resolved_runs = []
+    denoiser_training_run = ModelStore.denoiser_training_run
+
+    def counting(store: ModelStore, name: str):
+        resolved_runs.append(name)
+        return denoiser_training_run(store, name)
+
+    monkeypatch.setattr(ModelStore, "denoiser_training_run", counting)
     assert second.evaluate("unet", "baseline") == results
+    assert resolved_runs == ["unet"]  # the pipeline is resolved once per evaluation
     with pytest.raises(AssertionError, match="recomputed"):
         Study.open("smoke", **{**overrides, "epochs_unet": 2}).denoiser("unet")
 
