@@ -52,6 +52,7 @@ def best_rates(calls: list, count: int, repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, time each pipeline and print patches per second; return 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1000, help="patches per call")
     parser.add_argument("--repeats", type=int, default=5)

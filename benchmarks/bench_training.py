@@ -111,6 +111,7 @@ class SamplerProbe(keras.Model):
         self.sampler, self.repeat = sampler, repeat
 
     def call(self, inputs):
+        """Draw ``repeat`` batches and return their pixel sum broadcast over the rows (keeps them computed)."""
         total = ops.zeros((), "float32")
         for _ in range(self.repeat):
             for patches in self.sampler(inputs):
@@ -144,7 +145,7 @@ def reference_generate_triplets(labels: np.ndarray, num_triplets: int, batch_siz
     """The coursework's read_data.generate_triplets, as written (Python loop, np.random), tqdm left out."""
 
     def create_indices(_labels):
-        inds = dict()
+        inds = {}
         for idx, ind in enumerate(_labels):
             if ind not in inds:
                 inds[ind] = []
@@ -187,6 +188,7 @@ class ReferenceTriplets(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def get_image(self, t):
+        """The three patches of triplet ``t`` as float (32, 32, 1) arrays."""
         img_a = np.expand_dims(self.data[t[0]].astype(float), -1)
         img_p = np.expand_dims(self.data[t[1]].astype(float), -1)
         img_n = np.expand_dims(self.data[t[2]].astype(float), -1)
@@ -197,15 +199,16 @@ class ReferenceTriplets(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         y = np.zeros((self.batch_size, 1))
-        img_a = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
-        img_p = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
-        img_n = np.empty((self.batch_size,) + self.dim + (self.n_channels,))
+        img_a = np.empty((self.batch_size, *self.dim, self.n_channels))
+        img_p = np.empty((self.batch_size, *self.dim, self.n_channels))
+        img_n = np.empty((self.batch_size, *self.dim, self.n_channels))
         for i in range(self.batch_size):
             t = self.triplets[self.batch_size * index + i]
             img_a[i], img_p[i], img_n[i] = self.get_image(t)
         return {"a": img_a, "p": img_p, "n": img_n}, y
 
     def on_epoch_end(self) -> None:
+        """Draw a new epoch of triplets, as the coursework's generator does."""
         self.triplets = reference_generate_triplets(self.labels, self.num_triplets, 32)
 
 
@@ -239,7 +242,7 @@ def time_reference(bank: PatchBank, steps: int, epochs: int, batch: int) -> floa
     """Patches per second of the coursework's descriptor training loop (after a one-epoch warm-up)."""
     np.random.seed(1234)
     random.seed(1234)
-    data = bank.clean.reshape((-1,) + bank.clean.shape[2:])  # every patch, labelled by its 3-D point
+    data = bank.clean.reshape((-1, *bank.clean.shape[2:]))  # every patch, labelled by its 3-D point
     labels = np.repeat(np.arange(bank.num_points), bank.clean.shape[1])
     generator = ReferenceTriplets(data, labels, steps * batch, batch)
     trainer = reference_trainer()

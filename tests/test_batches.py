@@ -72,7 +72,7 @@ def test_pair_mode_and_epoch_redraw() -> None:
 def test_same_seed_same_batches() -> None:
     """Two datasets with one seed give identical batches."""
     a, b = TripletBatches(make_bank(), 8, 3, seed=5), TripletBatches(make_bank(), 8, 3, seed=5)
-    for x, y in zip(a[2][0], b[2][0]):
+    for x, y in zip(a[2][0], b[2][0], strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -133,7 +133,7 @@ def test_rot180_turns_every_patch(mode: str) -> None:
     for index in range(3):
         (plain_inputs, _), (turned_inputs, _) = plain[index], turned[index]
         assert len(turned_inputs) == (3 if mode == "triplet" else 2)
-        for x, y in zip(plain_inputs, turned_inputs):
+        for x, y in zip(plain_inputs, turned_inputs, strict=True):
             np.testing.assert_array_equal(y, np.rot90(x, 2, axes=(1, 2)))
             assert not np.array_equal(x, y)
             assert np.all(y[:, 0, 0, 0] == 200)  # the marked corner (7, 7) moved to (0, 0)
@@ -147,7 +147,7 @@ def test_sources_read_their_bank_field() -> None:
     for source, offset in (("noisy", 1), ("denoised", 2)):
         other = TripletBatches(bank, 8, 2, seed=6, source=source)
         for index in range(2):
-            for x, y in zip(clean[index][0], other[index][0]):
+            for x, y in zip(clean[index][0], other[index][0], strict=True):
                 np.testing.assert_array_equal(y, x + offset)
 
 

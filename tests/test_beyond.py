@@ -15,17 +15,17 @@ from nhpatches.study import Study, findings, report
 from nhpatches.train import training
 from nhpatches.train.batches import JointBatches, bank_from_sequences
 
-FAST = dict(
-    steps_per_epoch=1,
-    validation_steps=1,
-    epochs_unet=1,
-    epochs_dncnn=1,
-    dncnn_keep_epoch=None,
-    epochs_descriptor=1,
-    epochs_retrain=1,
-    descriptor_steps_per_epoch=1,
-    descriptor_validation_steps=1,
-)
+FAST = {
+    "steps_per_epoch": 1,
+    "validation_steps": 1,
+    "epochs_unet": 1,
+    "epochs_dncnn": 1,
+    "dncnn_keep_epoch": None,
+    "epochs_descriptor": 1,
+    "epochs_retrain": 1,
+    "descriptor_steps_per_epoch": 1,
+    "descriptor_validation_steps": 1,
+}
 
 
 @pytest.fixture
@@ -87,9 +87,9 @@ def test_joint_gradients_reach_the_denoiser_at_lambda_zero() -> None:
     targets = {"descriptors": np.zeros(8, np.float32), "denoised": np.zeros((8, 2, 32, 32, 1), np.float32)}
     logs = trainer.train_on_batch(noisy, targets, return_dict=True)
     assert np.isfinite(logs["loss"])
-    moved = [not np.allclose(a, b) for a, b in zip(before, denoiser.get_weights())]
+    moved = [not np.allclose(a, b) for a, b in zip(before, denoiser.get_weights(), strict=True)]
     assert all(moved), "every denoiser weight should get a gradient from the descriptor loss"
-    for original, copy in zip(before, unet.get_weights()):
+    for original, copy in zip(before, unet.get_weights(), strict=True):
         np.testing.assert_array_equal(original, copy)  # the trained denoiser passed in is not modified
     assert descriptor is not hardnet
 
@@ -137,7 +137,7 @@ def test_joint_and_ablation_pipelines(isolated) -> None:
     tuned, key = study.pipeline_denoiser("unet_adam", "hardnet_joint")
     original = study.denoiser("unet_adam").model
     assert key == joint.run.key
-    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned.get_weights(), original.get_weights(), strict=True))
     noisy = next(iter(study.test_sequences.values())).noisy
     name = next(iter(study.test_sequences))
     assert not np.array_equal(
@@ -250,12 +250,3 @@ def test_descriptor_loss_part_of_a_joint_history() -> None:
     assert part["loss"].tolist() == [0.9, 0.8] and part["val_loss"].tolist() == [1.0, 0.9]
     plain = pd.DataFrame({"epoch": [1], "loss": [0.7]})
     assert report.descriptor_loss_part(plain) is plain
-
-
-def test_nearest_neighbour_accuracy_by_hand() -> None:
-    """Row i of the first set should find row i of the second; here 2 of 3 do."""
-    first = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    second = np.array([[0.1, 0.0], [0.9, 0.1], [1.0, -0.5]])  # row 2's match is far: row 0's is nearer
-    assert findings.nearest_neighbour_accuracy(first, second) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="same shape"):
-        findings.nearest_neighbour_accuracy(first, second[:2])

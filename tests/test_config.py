@@ -67,11 +67,3 @@ def test_gpu_profile_is_the_reports_schedule() -> None:
     assert gpu.steps_per_epoch is None and gpu.train_patches is None and gpu.test_patches is None
     for profile in config.PROFILES.values():  # the kept DnCNN epoch exists in every profile
         assert profile.dncnn_keep_epoch is None or 1 <= profile.dncnn_keep_epoch <= profile.epochs_dncnn
-
-
-def test_default_profile_reads_environment(monkeypatch) -> None:
-    """NHPATCHES_PROFILE selects the notebooks' default profile."""
-    monkeypatch.setenv("NHPATCHES_PROFILE", "smoke")
-    assert config.default_profile_name() == "smoke"
-    monkeypatch.delenv("NHPATCHES_PROFILE")
-    assert config.default_profile_name() == "cpu"

@@ -118,7 +118,7 @@ def test_noisy_only_sequence_loads_without_clean(tmp_path: Path) -> None:
 
 
 def test_embedded_layout_needs_manifest_and_noisy_strips(nhpatches_dir: Path) -> None:
-    (nhpatches_dir / data.MANIFEST_NAME).write_text("{}")
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text("{}")
     assert data.detect_layout(nhpatches_dir) == "embedded"
     for path in (nhpatches_dir / "i_alpha").glob("*_noise.png"):
         path.unlink()
@@ -296,7 +296,7 @@ def test_noise_gives_the_documented_correlations_on_real_patches() -> None:
     median_correlation = {}
     for level, std in data.NOISE_STD.items():
         noisy = data.add_noise(clean, std, np.random.default_rng(0)).reshape(len(clean), -1).astype(float)
-        pairs = [np.corrcoef(a, b)[0, 1] for a, b in zip(flat[textured], noisy[textured])]
+        pairs = [np.corrcoef(a, b)[0, 1] for a, b in zip(flat[textured], noisy[textured], strict=True)]
         median_correlation[level] = np.median(pairs)
     assert median_correlation["easy"] == pytest.approx(0.90, abs=0.005)
     assert median_correlation["hard"] == pytest.approx(0.77, abs=0.005)
@@ -323,7 +323,7 @@ def test_fingerprint_changes_with_files(nhpatches_dir: Path) -> None:
     write_strip(nhpatches_dir / "v_beta" / "ref.png", random_patches(5)[0])
     second = data.dataset_fingerprint(nhpatches_dir)
     assert second != first
-    (nhpatches_dir / data.MANIFEST_NAME).write_text('{"seed": 1}')
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text('{"seed": 1}')
     third = data.dataset_fingerprint(nhpatches_dir)
-    (nhpatches_dir / data.MANIFEST_NAME).write_text('{"seed": 2}')
+    (nhpatches_dir / data.DATASET_MANIFEST_NAME).write_text('{"seed": 2}')
     assert len({second, third, data.dataset_fingerprint(nhpatches_dir)}) == 3

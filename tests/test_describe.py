@@ -317,7 +317,7 @@ def nhpatches_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(11)
     for name, count in counts.items():
         clean = textured_patches(count, rng)
-        for index, image_type in enumerate(IMAGE_TYPES):
+        for image_type in IMAGE_TYPES:
             std = {"r": 5.0, "e": 20.0, "h": 45.0, "t": 90.0}[image_type[0]]
             noisy = np.clip(clean + rng.normal(0, std, clean.shape), 0, 255).astype(np.uint8)
             write_strip(root / name / f"{image_type}.png", clean)
@@ -357,7 +357,7 @@ def test_describe_then_eval_on_nhpatches_layout(
 def test_describe_embedded_layout_and_clean_option(nhpatches_dataset: Path, tmp_path: Path) -> None:
     """With a dataset.json the layout is 'embedded' (noisy strips described); --clean describes the clean ones."""
     embedded = Path(shutil.copytree(nhpatches_dataset, tmp_path / "emb"))
-    (embedded / data.MANIFEST_NAME).write_text("{}")
+    (embedded / data.DATASET_MANIFEST_NAME).write_text("{}")
     assert data.detect_layout(embedded) == "embedded"
     assert run_describe(embedded, tmp_path / "noisy", "--pipeline", "raw", "--format", "npy") == 0
     assert run_describe(embedded, tmp_path / "clean", "--pipeline", "raw", "--clean") == 0

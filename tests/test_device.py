@@ -67,7 +67,7 @@ def test_triplet_sampler_follows_triplet_batches_definition(flip):
             ops.convert_to_numpy(x) for x in sampler.sample({k: ops.convert_to_tensor(v) for k, v in plan.items()})
         )
         assert anchor.shape == positive.shape == negative.shape == (16, SIZE, SIZE, 1)
-        assert anchor.dtype == np.float32 and 0 <= anchor.min() and anchor.max() <= 255
+        assert anchor.dtype == np.float32 and anchor.min() >= 0 and anchor.max() <= 255
         point = plan["point"]
         assert len(np.unique(point)) == 16 and point.min() >= 0 and point.max() < POINTS  # unique classes
         assert np.all(plan["first"] != plan["second"])  # same point, two different images
@@ -78,7 +78,10 @@ def test_triplet_sampler_follows_triplet_batches_definition(flip):
         elif flip == "rot180":
             assert np.all(plan["flip"] == 3) and np.all(plan["negative_flip"] == 3)
         # The gathered patches are the bank's, flipped by code (anchor and positive share a code).
-        expect = lambda pts, img, codes: flip_patches(bank.clean[pts, img], codes).astype(np.float32)[..., None]
+
+        def expect(pts: np.ndarray, img: np.ndarray, codes: np.ndarray) -> np.ndarray:
+            return flip_patches(bank.clean[pts, img], codes).astype(np.float32)[..., None]
+
         np.testing.assert_array_equal(anchor, expect(point, plan["first"], plan["flip"]))
         np.testing.assert_array_equal(positive, expect(point, plan["second"], plan["flip"]))
         np.testing.assert_array_equal(negative, expect(plan["negative"], plan["negative_image"], plan["negative_flip"]))
@@ -132,7 +135,7 @@ def test_denoising_sampler_full_pass_is_the_host_order_and_random_mode_draws_pai
     assert noisy.shape == clean.shape == (8, SIZE, SIZE, 1) and noisy.dtype == np.float32
     flat_noisy = bank.noisy.reshape(-1, SIZE, SIZE)
     flat_clean = bank.clean.reshape(-1, SIZE, SIZE)
-    for n, c in zip(noisy[..., 0], clean[..., 0]):  # each pair is one (point, image) patch
+    for n, c in zip(noisy[..., 0], clean[..., 0], strict=True):  # each pair is one (point, image) patch
         rows = np.flatnonzero((flat_clean == c).all(axis=(1, 2)))
         assert any((flat_noisy[row] == n).all() for row in rows)
 
@@ -170,19 +173,19 @@ def test_bf16_training_loss_is_finite_and_falls():
 
 
 def _device_profile(**overrides) -> config.Profile:
-    settings = dict(
-        device_sampling=True,
-        mixed_precision="bf16",
-        jit_compile="auto",
-        batch_size=8,
-        descriptor_steps_per_epoch=3,
-        descriptor_validation_steps=1,
-        epochs_descriptor=2,
-        steps_per_epoch=None,
-        validation_steps=1,
-        epochs_unet=2,
-        denoiser_batch_size=32,
-    )
+    settings = {
+        "device_sampling": True,
+        "mixed_precision": "bf16",
+        "jit_compile": "auto",
+        "batch_size": 8,
+        "descriptor_steps_per_epoch": 3,
+        "descriptor_validation_steps": 1,
+        "epochs_descriptor": 2,
+        "steps_per_epoch": None,
+        "validation_steps": 1,
+        "epochs_unet": 2,
+        "denoiser_batch_size": 32,
+    }
     return config.get_profile("smoke", **{**settings, **overrides})
 
 
@@ -241,9 +244,11 @@ def test_devices_above_one_need_jax_and_even_batches():
     with pytest.raises(ValueError), data_parallel(0):
         pass
     # the even split is checked first, on every backend: 51 pairs do not split over 2 devices
-    with pytest.raises(ValueError, match=r"batch sizes \[51\] do not split evenly over 2 devices"):
-        with data_parallel(2, (50, 51)):
-            pass
+    with (
+        pytest.raises(ValueError, match=r"batch sizes \[51\] do not split evenly over 2 devices"),
+        data_parallel(2, (50, 51)),
+    ):
+        pass
     with data_parallel(1, (51,)):  # one device takes any batch
         pass
     if keras.backend.backend() != "jax":

@@ -1,4 +1,4 @@
-"""Tests of nhpatches.embedded: the offline HPatches-format dataset and its realism."""
+"""Tests of nhpatches.data.embedded (the offline HPatches-format dataset), its photos and its realism."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 from nhpatches import data
 from nhpatches.core.config import IMAGE_TYPES
-from nhpatches.data import embedded, extraction
+from nhpatches.data import embedded, extraction, photos, realism
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hpatches-sample"
 SMALL = {"seed": 0, "max_patches_per_sequence": 48, "images": 6}
@@ -61,14 +61,14 @@ def test_manifest_records_parameters_sources_and_noise(manifest: dict) -> None:
     parameters = manifest["parameters"]
     assert parameters["generator_version"] == embedded.GENERATOR_VERSION
     assert parameters["seed"] == 0 and parameters["max_patches_per_sequence"] == 48
-    assert parameters["images"] == [file_name for file_name, _ in embedded.PHOTOS[:6]]
+    assert parameters["images"] == [file_name for file_name, _ in photos.PHOTOS[:6]]
     assert parameters["noise_std"] == dict(data.NOISE_STD)
     assert manifest["sequences"]["v_camera"]["source_image"] == "camera.png"
 
 
 def test_splits_are_disjoint_by_source_photo(small_dataset: Path) -> None:
     splits = data.read_splits(small_dataset)
-    stems = [stem for _, stem in embedded.PHOTOS[:6]]
+    stems = [stem for _, stem in photos.PHOTOS[:6]]
     for split in ("a", "b", "c"):
         test_stems = {name[2:] for name in splits[split]["test"]}
         train_stems = {name[2:] for name in splits[split]["train"]}
@@ -82,39 +82,39 @@ def test_splits_are_disjoint_by_source_photo(small_dataset: Path) -> None:
 
 
 def test_default_photos_are_real_and_named_legally() -> None:
-    stems = [stem for _, stem in embedded.PHOTOS]
+    stems = [stem for _, stem in photos.PHOTOS]
     assert len(set(stems)) == len(stems) == 15
     assert all(re.match(r"^[a-z0-9]+$", stem) for stem in stems)
     assert not {"color", "phantom", "logo", "horse", "chessboard", "moon", "cell", "retina"} & set(stems)
-    assert embedded.resolve_images(["clock_motion.png", "hubble"]) == [
+    assert photos.resolve_images(["clock_motion.png", "hubble"]) == [
         ("clock_motion.png", "clockmotion"),
         ("hubble_deep_field.jpg", "hubble"),
     ]
     with pytest.raises(ValueError, match="unknown"):
-        embedded.resolve_images(["camera", "phantom"])
+        photos.resolve_images(["camera", "phantom"])
     with pytest.raises(ValueError, match="between 2"):
-        embedded.resolve_images(1)
+        photos.resolve_images(1)
 
 
 def test_contrast_stretch_maps_percentiles_to_full_range() -> None:
     """A photo spanning a few grey levels is stretched to 0..255 (outliers clipped)."""
     image = np.linspace(100, 110, 10_000, dtype=np.float32).reshape(100, 100)
-    out = embedded.stretch_contrast(image)
+    out = photos.stretch_contrast(image)
     assert out.min() == 0 and out.max() == 255 and out.dtype == np.float32
     assert np.all(np.diff(out.ravel()) >= 0)
-    assert embedded.stretch_contrast(np.full((4, 4), 7.0)).max() == 0  # flat stays flat, no division by 0
+    assert photos.stretch_contrast(np.full((4, 4), 7.0)).max() == 0  # flat stays flat, no division by 0
 
 
 def test_left_out_photos_are_flat_at_patch_scale() -> None:
     """The photos left out really are nearly flat in 24 px windows, unlike the kept ones."""
 
     def window_std(file_name: str) -> float:
-        image = embedded.load_photo(file_name)
+        image = photos.load_photo(file_name)
         rng = np.random.default_rng(0)
         ys, xs = rng.integers(0, image.shape[0] - 24, 300), rng.integers(0, image.shape[1] - 24, 300)
-        return float(np.median([image[y : y + 24, x : x + 24].std() for y, x in zip(ys, xs)]))
+        return float(np.median([image[y : y + 24, x : x + 24].std() for y, x in zip(ys, xs, strict=True)]))
 
-    assert all(window_std(name) < 8 for name in embedded.FLAT_PHOTOS)
+    assert all(window_std(name) < 8 for name in photos.FLAT_PHOTOS)
     assert window_std("camera.png") > 10
 
 
@@ -208,19 +208,19 @@ def test_homography_maps_the_four_points() -> None:
 
 
 def test_warped_target_patches_match_the_reference_through_the_homography() -> None:
-    photo = embedded.load_photo("camera.png")
+    photo = photos.load_photo("camera.png")
     homography = extraction.random_homography(photo.shape, 1.0, "viewpoint", np.random.default_rng(2))
     target = extraction.warp_image(photo, homography)
     frames = extraction.Frames(np.array([[200.0, 180.0], [300.0, 260.0]]), np.array([20.0, 30.0]), np.zeros(2))
     matrices, steps = extraction.frame_matrices(frames), np.ones(2)
     reference = extraction.sample_frames([photo], matrices, steps, size=17)
     warped = extraction.sample_frames([target], homography @ matrices, steps, size=17)
-    for ref_patch, target_patch in zip(reference, warped):
+    for ref_patch, target_patch in zip(reference, warped, strict=True):
         assert np.corrcoef(ref_patch.ravel(), target_patch.ravel())[0, 1] > 0.9
 
 
 def test_keypoints_have_sigma_at_least_two_and_thinning_removes_overlaps() -> None:
-    frames = extraction.detect_keypoints(embedded.load_photo("coins.png"), max_keypoints=100)
+    frames = extraction.detect_keypoints(photos.load_photo("coins.png"), max_keypoints=100)
     assert 0 < len(frames.radii) <= 100 and frames.radii.min() >= extraction.MAGNIFICATION * 2.0
     thinned = extraction.thin_overlapping(frames, np.random.default_rng(0))
     iou = extraction.circle_iou(thinned.centers, thinned.radii)
@@ -281,7 +281,7 @@ def test_real_sample_realism_equals_a_direct_computation() -> None:
     (the pixel descriptor's distance is sqrt(2 - 2 r)); easy > hard > tough, with the figures the embedded
     module's docstring quotes (e 0.739, h 0.427, t 0.182)."""
     sequence = data.load_sequence(FIXTURES / "v_wormhole")
-    table = embedded.measure_realism({sequence.name: sequence})
+    table = realism.measure_realism({sequence.name: sequence})
     _assert_realistic_ordering(table)
     flat = sequence.clean.reshape(16, sequence.num_patches, -1).astype(float)
     count = sequence.num_patches
@@ -299,12 +299,12 @@ def test_real_sample_realism_equals_a_direct_computation() -> None:
 
 def test_embedded_orders_easy_hard_tough_like_the_real_sample(small_dataset: Path) -> None:
     loaded = data.load_dataset(small_dataset, split="full", subset="test", max_patches=40)
-    table = embedded.measure_realism(loaded)
+    table = realism.measure_realism(loaded)
     _assert_realistic_ordering(table)
-    real = embedded.measure_realism(
+    real = realism.measure_realism(
         {"v_wormhole": data.load_sequence(FIXTURES / "v_wormhole", max_patches=40)}
     )  # same N
     assert np.allclose(table["matching_mrr"], real["matching_mrr"], atol=0.15)
     assert np.allclose(table["positive_distance"], real["positive_distance"], atol=0.15)
     for kind in "iv":
-        _assert_realistic_ordering(embedded.measure_realism({k: v for k, v in loaded.items() if k[0] == kind}))
+        _assert_realistic_ordering(realism.measure_realism({k: v for k, v in loaded.items() if k[0] == kind}))

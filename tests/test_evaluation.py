@@ -172,7 +172,7 @@ def reference_matching(descriptors: Mapping[str, np.ndarray], names: Sequence[st
                     min(range(len(target)), key=lambda j: (reference_distance(r, target[j], metric), j))
                     for r in array[0]
                 ]
-                dist = [reference_distance(r, target[j], metric) for r, j in zip(array[0], best)]
+                dist = [reference_distance(r, target[j], metric) for r, j in zip(array[0], best, strict=True)]
                 labels = [int(j == i) for i, j in enumerate(best)]
                 result[name][noise].append(reference_ap(dist, labels, len(best)))
     return result

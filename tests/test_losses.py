@@ -106,7 +106,7 @@ def test_triplet_distances_by_hand(distance: str, expected: tuple) -> None:
     """(d(a, p), d(a, n), d(p, n)) for a (0, 0), p (3, 4), n (0, 1)."""
     got = losses.triplet_distances(_stack([[0, 0]], [[3, 4]], [[0, 1]]), distance)
     assert len(got) == 3
-    for value, want in zip(got, expected):
+    for value, want in zip(got, expected, strict=True):
         np.testing.assert_allclose(_np(value), want, atol=ATOL)
 
 

@@ -193,7 +193,9 @@ def test_table1_pipelines_beside_the_report() -> None:
 
 def test_report_table1_covers_the_table2_pipelines() -> None:
     """R Table 1: U-Net 40 epochs, DnCNN 5, descriptors 40, retrained 13, for Table 2's six pipelines."""
-    assert set(report.REPORT_TABLE1) == set(zip(report.REPORT_TABLE2["denoiser"], report.REPORT_TABLE2["descriptor"]))
+    assert set(report.REPORT_TABLE1) == set(
+        zip(report.REPORT_TABLE2["denoiser"], report.REPORT_TABLE2["descriptor"], strict=True)
+    )
     for (denoiser, descriptor), (den_epochs, desc_epochs) in report.REPORT_TABLE1.items():
         assert den_epochs == {"unet": 40, "dncnn_adam": 5}[denoiser]
         assert desc_epochs == (13 if descriptor == "retrained" else 40)

@@ -8,7 +8,7 @@ import pytest
 
 from nhpatches.core import config
 from nhpatches.nets.inference import denoise_patches, describe_patches
-from nhpatches.study import Study, hold_out_scenes
+from nhpatches.study import ModelStore, Study, hold_out_scenes
 from nhpatches.study import runner as runner_module
 from nhpatches.study import study as study_module
 from nhpatches.train import training
@@ -46,7 +46,7 @@ def test_open_epochs_replaces_every_epoch_count(tmp_path, monkeypatch) -> None:
 def test_hold_out_keeps_scenes_together() -> None:
     """i_x and v_x land on the same side; at least one scene is held out."""
     names = [f"{kind}_{scene}" for scene in "abcdefgh" for kind in "iv"]
-    train, validation = hold_out_scenes({name: None for name in names})
+    train, validation = hold_out_scenes(dict.fromkeys(names))
     assert validation and train
     assert {n[2:] for n in train}.isdisjoint({n[2:] for n in validation})
     assert all(f"i_{n[2:]}" in validation and f"v_{n[2:]}" in validation for n in validation)
@@ -66,7 +66,7 @@ def test_denoised_patches_are_clipped_and_truncated() -> None:
 def test_diverged_denoiser_is_refused() -> None:
     """A denoiser whose output is NaN (diverged training) gives a clear error, not uint8 garbage."""
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(scale=float("nan"))], name="broken")
-    with pytest.raises(ValueError, match="'broken'.*diverged"):
+    with pytest.raises(ValueError, match=r"'broken'.*diverged"):
         denoise_patches(model, np.zeros((1, 1, 4, 4), np.uint8), batch_size=8)
 
 
@@ -81,7 +81,7 @@ def test_describe_patches_keeps_the_image_and_point_axes() -> None:
 
 def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
     """A second study on the same settings loads models and results instead of recomputing."""
-    overrides = dict(steps_per_epoch=1, validation_steps=1, epochs_unet=1, epochs_descriptor=1)
+    overrides = {"steps_per_epoch": 1, "validation_steps": 1, "epochs_unet": 1, "epochs_descriptor": 1}
     first = Study.open("smoke", **overrides)
     unet = first.denoiser("unet")
     results = first.evaluate("unet", "baseline")
@@ -98,7 +98,16 @@ def test_models_and_evaluations_are_cached(isolated, monkeypatch) -> None:
     monkeypatch.setattr(runner_module, "describe_patches", refuse)
     second = Study.open("smoke", **overrides)
     assert second.denoiser("unet").metrics == unet.metrics
+    resolved_runs = []
+    denoiser_training_run = ModelStore.denoiser_training_run
+
+    def counting(store: ModelStore, name: str):
+        resolved_runs.append(name)
+        return denoiser_training_run(store, name)
+
+    monkeypatch.setattr(ModelStore, "denoiser_training_run", counting)
     assert second.evaluate("unet", "baseline") == results
+    assert resolved_runs == ["unet"]  # the pipeline is resolved once per evaluation
     with pytest.raises(AssertionError, match="recomputed"):
         Study.open("smoke", **{**overrides, "epochs_unet": 2}).denoiser("unet")
 
@@ -155,17 +164,17 @@ def test_denoising_quality_by_hand() -> None:
 
 
 #: A fast smoke schedule for the pipeline tests.
-FAST = dict(
-    steps_per_epoch=1,
-    validation_steps=1,
-    epochs_unet=1,
-    epochs_dncnn=1,
-    dncnn_keep_epoch=None,
-    epochs_descriptor=1,
-    epochs_retrain=1,
-    descriptor_steps_per_epoch=1,
-    descriptor_validation_steps=1,
-)
+FAST = {
+    "steps_per_epoch": 1,
+    "validation_steps": 1,
+    "epochs_unet": 1,
+    "epochs_dncnn": 1,
+    "dncnn_keep_epoch": None,
+    "epochs_descriptor": 1,
+    "epochs_retrain": 1,
+    "descriptor_steps_per_epoch": 1,
+    "descriptor_validation_steps": 1,
+}
 
 
 def _record_descriptor_training(monkeypatch) -> list[dict]:
@@ -219,11 +228,11 @@ def test_retrained_fine_tunes_the_pipelines_trained_baseline(isolated, monkeypat
     assert calls[0]["initial"] is None
     baseline = study.descriptor("unet", "baseline").model.get_weights()
     assert len(calls[1]["initial"]) == len(baseline)
-    for start, trained in zip(calls[1]["initial"], baseline):
+    for start, trained in zip(calls[1]["initial"], baseline, strict=True):
         np.testing.assert_array_equal(start, trained)
     assert calls[1]["spec"].flip == "rot180" and calls[1]["source"] == "denoised"
     assert retrained.metrics["init_from"] == "baseline" and retrained.metrics["epochs"] == 1
-    changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline)]
+    changed = [not np.array_equal(a, b) for a, b in zip(retrained.model.get_weights(), baseline, strict=True)]
     assert any(changed)  # fine-tuning moved the weights
     assert study.descriptor_run_key("unet", "retrained") != study.descriptor_run_key("none", "retrained")
 

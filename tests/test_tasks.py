@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nhpatches.data import tasks as tasks_module
-from nhpatches.data.hpatches import read_splits_file as read_splits
+from nhpatches.core.config import resource_path
+from nhpatches.data.splits import read_splits_file as read_splits
 from nhpatches.data.tasks import (
     TaskSet,
+    focus_tasks,
     generate_retrieval_lists,
     generate_tasks,
     generate_verification_pairs,
@@ -22,6 +23,7 @@ from nhpatches.data.tasks import (
     validate_tasks,
     write_tasks,
 )
+from nhpatches.data.tasks import files as task_files
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hpatches_eval"
 SIZES = {"i_one": 12, "v_two": 9, "i_three": 15}
@@ -71,7 +73,10 @@ def test_recipe_v_properties() -> None:
 def test_recipe_r_properties() -> None:
     """Queries and distractors are unique, disjoint and within range."""
     queries, distractors = generate_retrieval_lists(SIZES, 10, 20, 3)
-    keys = lambda rows: {tuple(r) for r in rows.tolist()}
+
+    def keys(rows: np.ndarray) -> set[tuple[int, ...]]:
+        return {tuple(r) for r in rows.tolist()}
+
     assert len(keys(queries)) == 10 and len(keys(distractors)) == 20
     assert not keys(queries) & keys(distractors)
     counts = np.array(list(SIZES.values()))
@@ -135,11 +140,11 @@ def test_load_or_generate_reuses_matching_files(tmp_path: Path, monkeypatch: pyt
     """A second call reuses the files; other sizes or seeds regenerate them."""
     kw = {"num_pairs": 30, "num_queries": 3, "num_distractors": 6}
     first = load_or_generate_tasks(tmp_path, "g", SIZES, **kw)
-    original = tasks_module.generate_tasks
-    monkeypatch.setattr(tasks_module, "generate_tasks", lambda *a, **k: pytest.fail("regenerated"))
+    original = task_files.generate_tasks
+    monkeypatch.setattr(task_files, "generate_tasks", lambda *a, **k: pytest.fail("regenerated"))
     again = load_or_generate_tasks(tmp_path, "g", SIZES, **kw)
     np.testing.assert_array_equal(first.verification["pos"], again.verification["pos"])
-    monkeypatch.setattr(tasks_module, "generate_tasks", original)
+    monkeypatch.setattr(task_files, "generate_tasks", original)
     other = load_or_generate_tasks(tmp_path, "g", {**SIZES, "v_two": 20}, **kw)
     assert other.provenance["patches_per_sequence"]["v_two"] == 20
     reseeded = load_or_generate_tasks(tmp_path, "g", SIZES, seed=5, **kw)
@@ -159,8 +164,8 @@ def test_files_without_provenance_are_regenerated(tmp_path: Path) -> None:
 
 def test_official_tasks_use_shipped_lists() -> None:
     """Split a: 10,000 shipped queries, 20,000 distractors, recipe-V verification for the sizes."""
-    splits = read_splits(tasks_module.resource_path("hpatches_tasks", "splits.json"))
-    sizes = {name: 2000 for name in splits["a"]["test"]}
+    splits = read_splits(resource_path("hpatches_tasks", "splits.json"))
+    sizes = dict.fromkeys(splits["a"]["test"], 2000)
     taskset = official_tasks("a", sizes, num_pairs=100)
     assert (len(taskset.queries), len(taskset.distractors)) == (10_000, 20_000)
     assert taskset.sequences[0] == "i_ajuntament" and len(taskset.verification["pos"]) == 100
@@ -169,9 +174,9 @@ def test_official_tasks_use_shipped_lists() -> None:
 
 def test_official_tasks_reject_too_small_sequences() -> None:
     """Shipped indices beyond the given patch counts give a clear error."""
-    splits = read_splits(tasks_module.resource_path("hpatches_tasks", "splits.json"))
+    splits = read_splits(resource_path("hpatches_tasks", "splits.json"))
     with pytest.raises(ValueError, match="do not fit"):
-        official_tasks("a", {name: 50 for name in splits["a"]["test"]}, num_pairs=10)
+        official_tasks("a", dict.fromkeys(splits["a"]["test"], 50), num_pairs=10)
     with pytest.raises(ValueError, match="needs patch counts"):
         official_tasks("a", {"i_ajuntament": 100}, num_pairs=10)
 
@@ -210,7 +215,7 @@ def test_load_tasks_missing_file_and_split(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown split"):
         load_tasks(directory, "zz")
     (directory / "retr_queries_split-fixture.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="retr_queries_split-fixture.csv"):
+    with pytest.raises(FileNotFoundError, match=r"retr_queries_split-fixture\.csv"):
         load_tasks(directory, "fixture")
 
 
@@ -219,7 +224,7 @@ def test_read_splits_rejects_bad_structure(tmp_path: Path, content: str) -> None
     """Invalid JSON, non-objects, empty test lists and bad names raise ValueError."""
     path = tmp_path / "splits.json"
     path.write_text(content)
-    with pytest.raises(ValueError, match="splits.json"):
+    with pytest.raises(ValueError, match=r"splits\.json"):
         read_splits(path)
 
 
@@ -233,14 +238,14 @@ def test_validate_tasks_names_out_of_range_index() -> None:
     ):
         validate_tasks(taskset, {"i_one": 4, "v_two": 4, "i_three": 4})
     bad = TaskSet("x", taskset.sequences, taskset.verification, taskset.queries + 100, taskset.distractors)
-    with pytest.raises(ValueError, match="retr_queries_split-x.csv"):
+    with pytest.raises(ValueError, match=r"retr_queries_split-x\.csv"):
         validate_tasks(bad, SIZES)
 
 
 def test_focus_tasks_keeps_one_sequence_questions_and_every_other_patch_as_negatives() -> None:
     sizes = {"v_real": 30, "i_other": 40, "v_more": 50}
     full = generate_tasks(sizes, "real", seed=1, num_pairs=3_000, num_queries=60, num_distractors=60)
-    focused = tasks_module.focus_tasks(full, "v_real")
+    focused = focus_tasks(full, "v_real")
     for kind in ("pos", "intra"):
         rows = focused.verification[kind]
         assert len(rows) and (rows[:, 0] == 0).all() and (rows[:, 3] == 0).all()
@@ -254,4 +259,4 @@ def test_focus_tasks_keeps_one_sequence_questions_and_every_other_patch_as_negat
     assert focused.provenance["focus"] == "v_real" and focused.provenance["counts"]["queries"] == len(focused.queries)
     validate_tasks(focused, sizes)
     with pytest.raises(ValueError, match="not in the task set"):
-        tasks_module.focus_tasks(full, "v_absent")
+        focus_tasks(full, "v_absent")

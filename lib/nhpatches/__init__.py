@@ -23,12 +23,9 @@ on first use, and so do the other public functions:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from nhpatches.core.version import package_version
 
-try:
-    __version__ = version("nhpatches")
-except PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = package_version()
 
 #: Lazy public attributes: name -> the module that defines it (imported on first use).
 _LAZY = {

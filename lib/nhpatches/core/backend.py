@@ -39,17 +39,19 @@ def quiet_tensorflow() -> None:
     # 3: TensorFlow's C++ logs off, errors included (e.g. "oneDNN supports DT_INT32 only on platforms
     # with AVX-512", a notice); Python exceptions are unaffected. An explicit setting is kept.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    descriptors: tuple[int, int] | None  # (saved stderr, /dev/null)
     try:
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        descriptors = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     except OSError:  # no usable stderr descriptor: import without silencing
-        saved = devnull = None
+        descriptors = None
     try:
-        if saved is not None:
+        if descriptors is not None:
             sys.stderr.flush()
-            os.dup2(devnull, 2)
+            os.dup2(descriptors[1], 2)
         importlib.import_module("tensorflow")
     finally:
-        if saved is not None:
+        if descriptors is not None:
+            saved, devnull = descriptors
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)

@@ -62,12 +62,6 @@ def read_json(path: Path | str) -> Any:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
-def save_array(path: Path | str, array: np.ndarray) -> None:
-    """Save one array as .npy atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array)
-
-
 def _to_builtin(value: Any) -> Any:
     """JSON fallback for numpy scalars/arrays and paths."""
     if isinstance(value, np.generic):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 #: The 16 images of an HPatches sequence, in the order used for every (16, N, ...) array.
-IMAGE_TYPES: tuple[str, ...] = ("ref",) + tuple(f"{level}{k}" for level in "eht" for k in range(1, 6))
+IMAGE_TYPES: tuple[str, ...] = ("ref", *(f"{level}{k}" for level in "eht" for k in range(1, 6)))
 #: Noise / geometric difficulty levels of HPatches, keyed by their strip prefix.
 NOISE_LEVELS: dict[str, str] = {"e": "easy", "h": "hard", "t": "tough"}
 #: Images of each noise level (by position in IMAGE_TYPES); ``ref`` carries the easy noise.
@@ -185,11 +185,6 @@ def get_profile(name: str, **overrides) -> Profile:
     if unknown:
         raise ValueError(f"unknown Profile fields {sorted(unknown)}")
     return dataclasses.replace(PROFILES[name], **overrides)
-
-
-def default_profile_name() -> str:
-    """$NHPATCHES_PROFILE if set, else 'cpu' (the notebooks' default)."""
-    return os.environ.get("NHPATCHES_PROFILE", "cpu")
 
 
 def results_dir() -> Path:

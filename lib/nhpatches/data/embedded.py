@@ -23,17 +23,13 @@ extraction protocol (``hpatches-sample/README.md``):
   jittered frame is projected through the ground-truth homography. Only points whose frames
   lie inside every image are kept, then at most ``max_patches_per_sequence`` in random order;
 * noisy strips come from :func:`nhpatches.data.make_noisy` (noise model of
-  :mod:`nhpatches.data`), seeded by the build seed and the sequence name.
+  :mod:`nhpatches.data.noise`), seeded by the build seed and the sequence name.
 
-* photos are contrast-stretched (0.5-99.5 percentiles to 0..255) when loaded, and three nearly
-  flat ones (``FLAT_PHOTOS``) are left out, so patch contrast is closer to real HPatches and the
-  noise levels mean about the same on both.
+The photos are loaded by :mod:`nhpatches.data.photos`: contrast-stretched (0.5-99.5 percentiles
+to 0..255), three nearly flat ones (``FLAT_PHOTOS``) left out, so patch contrast is closer to real
+HPatches and the noise levels mean about the same on both.
 
-Realism (:func:`measure_realism`, pixel descriptor, clean patches, at most 150 per sequence):
-the default build (generator 1.1, seed 0, 30 sequences, 5191 points) gives matching MRR
-e 0.798 > h 0.424 > t 0.231 and mean positive distance 0.744 < 0.996 < 1.139; the real
-``v_wormhole`` sample (150 patches) gives 0.739 > 0.427 > 0.182 and 0.683 < 0.880 < 1.056.
-Notebook 00 recomputes the figures for the dataset in use (``table_0_realism``).
+How close the result is to real HPatches is measured by :mod:`nhpatches.data.realism`.
 
 The dataset is built in a temporary sibling folder and moved into place with ``os.replace``;
 ``dataset.json`` (the manifest) is written last, so a folder without it is never reused.
@@ -51,111 +47,21 @@ from collections.abc import Mapping
 from collections.abc import Sequence as SequenceABC
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
-from nhpatches.core.config import (
-    IMAGE_TYPES,
-    NOISE_LEVELS,
-    PATCH_SIZE,
-)
+from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS, PATCH_SIZE
 from nhpatches.data.extraction import JITTER, MAGNIFICATION, extract_sequence, make_targets
-from nhpatches.data.hpatches import (
-    MANIFEST_NAME,
-    NOISE_STD,
-    NOISE_SUFFIX,
-    Sequence,
-    make_noisy,
-    sequence_noise_seed,
-)
-
-if TYPE_CHECKING:
-    import pandas as pd
+from nhpatches.data.layout import DATASET_MANIFEST_NAME, NOISE_SUFFIX
+from nhpatches.data.noise import NOISE_STD, make_noisy, sequence_noise_seed
+from nhpatches.data.photos import MAX_SIDE, PHOTOS, load_photo, resolve_images, viewpoint_reference
 
 #: Bumped whenever the generator's output changes; part of the manifest match.
 GENERATOR_VERSION = "1.1"
-#: Bundled scikit-image photos (file name, sequence stem), in build order.
-PHOTOS: tuple[tuple[str, str], ...] = (
-    ("camera.png", "camera"),
-    ("astronaut.png", "astronaut"),
-    ("coffee.png", "coffee"),
-    ("brick.png", "brick"),
-    ("chelsea.png", "chelsea"),
-    ("coins.png", "coins"),
-    ("grass.png", "grass"),
-    ("gravel.png", "gravel"),
-    ("motorcycle_left.png", "motorcycle"),
-    ("rocket.jpg", "rocket"),
-    ("page.png", "page"),
-    ("text.png", "text"),
-    ("clock_motion.png", "clockmotion"),
-    ("hubble_deep_field.jpg", "hubble"),
-    ("ihc.png", "ihc"),
-)
-#: Bundled photos left out: nearly flat at patch scale even after the contrast stretch (median
-#: pixel std of their keypoint patches 5-8 grey levels, against ~41 on real HPatches), so their
-#: noisy patches would be noise alone at every level.
-FLAT_PHOTOS: tuple[str, ...] = ("moon.png", "cell.png", "retina.jpg")
-#: File names of the bundled photos in build order (``images=DEFAULT_IMAGES[:k]`` = ``images=k``).
-DEFAULT_IMAGES: tuple[str, ...] = tuple(file_name for file_name, _ in PHOTOS)
-#: Photos are downscaled so their longer side is at most this many pixels.
-MAX_SIDE = 640
 #: Fraction of photos whose two sequences form the test side of splits a, b and c.
 TEST_FRACTION = 0.45
-
-
-# --------------------------------------------------------------------------- photos
-
-
-def photo_path(file_name: str) -> Path:
-    """Path of a photo bundled in scikit-image's data folder."""
-    import skimage.data
-
-    path = Path(skimage.data.__file__).resolve().parent / file_name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: bundled scikit-image photo not found (skimage data folder)")
-    return path
-
-
-def load_photo(file_name: str, max_side: int = MAX_SIDE) -> np.ndarray:
-    """A bundled photo as grayscale float32 0..255, downscaled (antialiased) to max_side, contrast-stretched.
-
-    Shape: -> (H, W) float32
-    """
-    with Image.open(photo_path(file_name)) as image:
-        gray = image.convert("L")
-        scale = max_side / max(gray.size)
-        if scale < 1:
-            size = (round(gray.size[0] * scale), round(gray.size[1] * scale))
-            gray = gray.resize(size, Image.Resampling.LANCZOS)
-        return stretch_contrast(np.asarray(gray, dtype=np.float32))
-
-
-def stretch_contrast(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Map the [low, high] percentiles to [0, 255] (clipped), as a camera's auto-exposure would.
-
-    Several bundled photos (microscopy, astronomy) span a few grey levels only; stretched,
-    their patches get a pixel std closer to real HPatches patches (median ~41 at 32 px),
-    so the noise levels mean the same thing on them as on HPatches.
-    Shape: (H, W) -> (H, W) float32
-    """
-    lo, hi = np.percentile(image, [low, high])
-    return np.clip((image - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255).astype(np.float32)
-
-
-def viewpoint_reference(photo: np.ndarray) -> np.ndarray:
-    """Reference image of a v_ sequence: the photo mirrored left-right and scaled by 0.8.
-
-    Shape: (H, W) -> (~0.8 H, ~0.8 W) float32
-    """
-    mirrored = ndimage.gaussian_filter(photo[:, ::-1], 0.5 * np.sqrt(1 / 0.8**2 - 1))
-    return ndimage.zoom(mirrored, 0.8, order=1, grid_mode=True, mode="nearest").astype(np.float32)
-
-
-# --------------------------------------------------------------------------- building
 
 
 def sequence_rng(seed: int, name: str) -> np.random.Generator:
@@ -187,28 +93,10 @@ def write_sequence(seq_dir: Path, clean: np.ndarray, noisy: np.ndarray) -> None:
             Image.fromarray(strip, mode="L").save(seq_dir / f"{image_type}{suffix}.png", compress_level=1)
 
 
-def resolve_images(images: int | SequenceABC[str] | None) -> list[tuple[str, str]]:
-    """Photos to use: None = all, an int = the first k, or names (file, file stem or sequence stem)."""
-    if images is None:
-        return list(PHOTOS)
-    if isinstance(images, (int, np.integer)):
-        if not 2 <= images <= len(PHOTOS):
-            raise ValueError(f"images={images}: expected between 2 and {len(PHOTOS)} bundled photos")
-        return list(PHOTOS[:images])
-    lookup = {key: photo for photo in PHOTOS for key in (photo[0], photo[0].rsplit(".", 1)[0], photo[1])}
-    unknown = [name for name in images if name not in lookup]
-    if unknown or len(set(images)) < 2:
-        raise ValueError(
-            f"images={list(images)}: need at least 2 distinct bundled photos; unknown "
-            f"{unknown}; known {[stem for _, stem in PHOTOS]}"
-        )
-    return list(dict.fromkeys(lookup[name] for name in images))
-
-
-def make_splits(stems: SequenceABC[str], seed: int) -> dict:
+def make_splits(stems: SequenceABC[str], seed: int) -> dict[str, dict[str, Any]]:
     """HPatches-style splits split by source photo (a, b, c) plus illum, view and full."""
     num_test = min(max(round(TEST_FRACTION * len(stems)), 1), len(stems) - 1)
-    splits = {}
+    splits: dict[str, dict[str, Any]] = {}
     for index, split in enumerate("abc"):
         test_stems = set(np.random.default_rng([seed, index]).permutation(list(stems))[:num_test])
         sides = {
@@ -226,7 +114,7 @@ def make_splits(stems: SequenceABC[str], seed: int) -> dict:
 
 def build_parameters(
     seed: int = 0, max_patches_per_sequence: int = 256, images: int | SequenceABC[str] | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The parameters a manifest must match for a dataset to be reused."""
     return {
         "generator_version": GENERATOR_VERSION,
@@ -238,7 +126,9 @@ def build_parameters(
     }
 
 
-def build_photo_sequences(folder: Path, file_name: str, stem: str, parameters: Mapping) -> dict:
+def build_photo_sequences(
+    folder: Path, file_name: str, stem: str, parameters: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
     """Build and write i_<stem> and v_<stem> into folder; return their manifest entries."""
     photo = load_photo(file_name, parameters["max_side"])
     entries = {}
@@ -249,18 +139,20 @@ def build_photo_sequences(folder: Path, file_name: str, stem: str, parameters: M
     return entries
 
 
-def _build_all(folder: Path, photos: list[tuple[str, str]], parameters: Mapping, workers: int) -> dict:
+def _build_all(
+    folder: Path, photos: list[tuple[str, str]], parameters: Mapping[str, Any], workers: int
+) -> dict[str, dict[str, Any]]:
     """Build every photo's sequences, in worker threads when workers > 1; entries in photo order."""
     jobs = [(folder, file_name, stem, parameters) for file_name, stem in photos]
     if workers <= 1 or len(jobs) <= 1:
         results = [build_photo_sequences(*job) for job in jobs]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(build_photo_sequences, *zip(*jobs)))
+            results = list(pool.map(build_photo_sequences, *zip(*jobs, strict=True)))
     return {name: entry for result in results for name, entry in result.items()}
 
 
-def _write_dataset(folder: Path, parameters: Mapping, workers: int) -> dict:
+def _write_dataset(folder: Path, parameters: Mapping[str, Any], workers: int) -> dict[str, Any]:
     """Write every sequence, splits.json and, last, the manifest into folder; return the manifest."""
     started = time.perf_counter()
     photos = [photo for photo in PHOTOS if photo[0] in parameters["images"]]
@@ -277,7 +169,7 @@ def _write_dataset(folder: Path, parameters: Mapping, workers: int) -> dict:
         "num_patches": sum(entry["num_patches"] for entry in sequences.values()),
         "build_seconds": round(time.perf_counter() - started, 2),
     }
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    (folder / DATASET_MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -293,7 +185,7 @@ def _replace_folder(source: Path, destination: Path) -> None:
 
 
 def default_workers() -> int:
-    """Worker processes for a build: the usable CPU cores, at most 4."""
+    """Worker threads for a build: the usable CPU cores, at most 4."""
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
@@ -320,18 +212,18 @@ def build_embedded_dataset(
     return out_dir
 
 
-def read_manifest(data_dir: Path | str) -> dict | None:
-    """The dataset's manifest, or None if it is missing or unreadable."""
+def read_dataset_manifest(data_dir: Path | str) -> dict[str, Any] | None:
+    """The embedded dataset's ``dataset.json`` manifest, or None if it is missing or unreadable."""
     try:
-        manifest = json.loads((Path(data_dir) / MANIFEST_NAME).read_text())
+        manifest = json.loads((Path(data_dir) / DATASET_MANIFEST_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return None
     return manifest if isinstance(manifest, dict) else None
 
 
-def is_complete(data_dir: Path | str, parameters: Mapping) -> bool:
+def is_complete(data_dir: Path | str, parameters: Mapping[str, Any]) -> bool:
     """True if data_dir holds a finished build with exactly these parameters."""
-    manifest = read_manifest(data_dir)
+    manifest = read_dataset_manifest(data_dir)
     if manifest is None or manifest.get("parameters") != json.loads(json.dumps(dict(parameters))):
         return False
     names = manifest.get("sequences", {})
@@ -354,61 +246,3 @@ def ensure_embedded_dataset(
     if is_complete(out_dir, parameters):
         return Path(out_dir)
     return build_embedded_dataset(out_dir, seed, max_patches_per_sequence, images, workers)
-
-
-# --------------------------------------------------------------------------- realism
-
-
-def pixel_descriptors(patches: np.ndarray) -> np.ndarray:
-    """Trivial descriptor: pixels minus mean, divided by std, L2-normalised.
-
-    Shape: (n, P, P) -> (n, P*P) float64
-    """
-    flat = patches.reshape(len(patches), -1).astype(np.float64)
-    flat = (flat - flat.mean(axis=1, keepdims=True)) / (flat.std(axis=1, keepdims=True) + 1e-8)
-    return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-12)
-
-
-def _pair_statistics(reference: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Positive/negative distances, reciprocal rank and NN accuracy of ref -> target matching."""
-    distances = np.sqrt(np.clip(2 - 2 * reference @ target.T, 0, None))
-    positive = np.diag(distances)
-    ranks = 1 + (distances < positive[:, None]).sum(axis=1)
-    count = len(positive)
-    return {
-        "positive_distance": positive.mean(),
-        "negative_distance": (distances.sum() - positive.sum()) / (count * (count - 1)),
-        "matching_mrr": np.mean(1.0 / ranks),
-        "nn_accuracy": np.mean(ranks == 1),
-    }
-
-
-def measure_realism(
-    sequences: Mapping[str, Sequence], noisy: bool = False, max_patches: int | None = None
-) -> pd.DataFrame:
-    """Per level e/h/t: mean positive/negative distance, matching MRR and NN accuracy (pixel descriptor).
-
-    Averages ref -> {level}k over k = 1..5 and the sequences (clean patches unless noisy=True).
-    """
-    import pandas as pd
-
-    rows = []
-    for level, noise_level in NOISE_LEVELS.items():
-        stats = []
-        for sequence in sequences.values():
-            patches = (sequence.noisy if noisy else sequence.clean)[:, :max_patches]
-            reference = pixel_descriptors(patches[0])
-            stats += [
-                _pair_statistics(reference, pixel_descriptors(patches[IMAGE_TYPES.index(f"{level}{k}")]))
-                for k in range(1, 6)
-            ]
-        rows.append(
-            {
-                "level": level,
-                "noise_level": noise_level,
-                **pd.DataFrame(stats).mean().to_dict(),
-                "num_sequences": len(sequences),
-                "num_patches": sum(min(s.num_patches, max_patches or s.num_patches) for s in sequences.values()),
-            }
-        )
-    return pd.DataFrame(rows).set_index("level")

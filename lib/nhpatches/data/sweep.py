@@ -20,6 +20,9 @@ from nhpatches.core.config import IMAGE_TYPES
 
 #: The σ of the sweep, on the 0..255 scale (0: the clean patches).
 SWEEP_SIGMAS: tuple[float, ...] = (0.0, 10.0, 20.0, 35.0, 50.0, 70.0)
+#: Version of the sweep's noise (:func:`renoise` and its field): part of every sweep result's
+#: cache key, so it must be bumped whenever their output changes.
+SWEEP_NOISE_VERSION = 1
 
 
 def sweep_noise_field(shape: tuple[int, ...], seed: int) -> np.ndarray:

@@ -1,8 +1,29 @@
-"""Evaluation: the three HPatches tasks (``hpatches``), their shared kernels (``metrics``), result tables
-(``results``), descriptor files (``descriptor_io``), denoising quality (``quality``) and the scores of one
-sequence against others (``focus``).
+"""Evaluation: the three HPatches tasks, descriptor files and denoising quality.
 
-The task API is re-exported here (``nhpatches.evaluation.evaluate``).
+The tasks are in ``hpatches``, their shared kernels in ``metrics``, result tables in ``results``,
+descriptor files in ``descriptor_io``, denoising quality in ``quality``, the scores of one sequence
+against others in ``focus`` and image matching with ground-truth homographies in ``image_matching``.
+
+The task API is re-exported here (``nhpatches.evaluation.evaluate``, the library entry of
+``hpatches-eval``): descriptors of every test sequence, shape (16, N, D) in IMAGE_TYPES order,
+scored on a split's task files.
+
+Examples
+--------
+>>> import numpy as np
+>>> from nhpatches.data.tasks import generate_tasks
+>>> from nhpatches.evaluation import evaluate
+>>> sizes = {"i_ajuntament": 30, "v_bird": 30}  # patches (3-D points) per test sequence
+>>> tasks = generate_tasks(sizes, "demo", num_pairs=500, num_queries=10, num_distractors=20)
+>>> rng = np.random.default_rng(0)
+>>> points = {name: rng.normal(size=(n, 8)).astype(np.float32) for name, n in sizes.items()}
+>>> ideal = {name: np.repeat(p[None], 16, axis=0) for name, p in points.items()}  # same row in all 16 images
+>>> summary = evaluate(ideal, tasks)["summary"]
+>>> summary["matching_mAP"], summary["retrieval_mAP"]
+(1.0, 1.0)
+>>> noisy = {name: d + rng.normal(size=d.shape).astype(np.float32) for name, d in ideal.items()}
+>>> evaluate(noisy, tasks)["summary"]["matching_mAP"] < 0.5
+True
 """
 
 from nhpatches.evaluation.focus import FOCUSED_SCORES, evaluate_focused

@@ -89,17 +89,17 @@ def write_descriptor_dir(descriptors: Mapping[str, np.ndarray], path: str | os.P
         array = np.asarray(array, dtype=np.float32)
         if array.ndim != 3 or array.shape[0] != len(IMAGE_TYPES):
             raise ValueError(f"descriptors of {name!r} have shape {array.shape}; expected (16, N, D)")
-        for image_type, rows in zip(IMAGE_TYPES, array):
+        for image_type, rows in zip(IMAGE_TYPES, array, strict=True):
             target = Path(path) / name / f"{image_type}.{fmt}"
             with atomic_path(target) as temp:
                 _writer(rows, fmt)(temp)
 
 
-def _writer(rows: np.ndarray, fmt: str) -> Callable[[str], None]:
+def _writer(rows: np.ndarray, fmt: str) -> Callable[[Path], None]:
     """A function writing ``rows`` to a temp path in ``fmt`` (9 significant digits round-trip float32)."""
     if fmt == "npy":
 
-        def write(temp: str) -> None:
+        def write(temp: Path) -> None:
             """Save as .npy."""
             with open(temp, "wb") as handle:
                 np.save(handle, rows)

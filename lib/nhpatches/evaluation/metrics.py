@@ -116,13 +116,7 @@ def check_distance(distance: str) -> str:
 
 def array_sizes(arrays: Sequence[np.ndarray], sequences: Sequence[str]) -> dict[str, int]:
     """Patches per sequence."""
-    return {name: int(a.shape[1]) for name, a in zip(sequences, arrays)}
-
-
-def type_index(image_ids: np.ndarray, noise: str) -> np.ndarray:
-    """Map task image ids 0..5 to IMAGE_TYPES positions for noise level ``noise``."""
-    base = IMAGE_TYPES.index(f"{noise}1") - 1
-    return np.where(image_ids == 0, 0, image_ids + base)
+    return {name: int(a.shape[1]) for name, a in zip(sequences, arrays, strict=True)}
 
 
 def progress_bar(total: int, desc: str, progress: bool | None) -> Any:
@@ -180,7 +174,7 @@ def gather(arrays: Sequence[np.ndarray], seq: np.ndarray, image: np.ndarray, idx
     bounds = np.searchsorted(seq[order], np.arange(len(arrays) + 1))
     for u in np.flatnonzero(np.diff(bounds)):
         rows = order[bounds[u] : bounds[u + 1]]
-        array = arrays[u]
+        array = arrays[int(u)]
         flat = array.reshape(-1, array.shape[2])
         out[rows] = np.take(flat, image[rows] * array.shape[1] + idx[rows], axis=0)
     return out

@@ -18,8 +18,8 @@ def denoising_quality(
     Shape: each mapping sequence -> (16, N, P, P) uint8
     """
     rows = []
-    for level, images in config.LEVEL_IMAGES.items():
-        images = list(images)
+    for level, level_images in config.LEVEL_IMAGES.items():
+        images = list(level_images)
         reference = np.concatenate([clean[name][images].ravel() for name in clean]).astype(np.float64)
         for kind, source in (("noisy", noisy), ("denoised", denoised)):
             values = np.concatenate([source[name][images].ravel() for name in clean]).astype(np.float64)

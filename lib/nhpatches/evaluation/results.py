@@ -45,8 +45,10 @@ def format_results(results: Mapping[str, Any]) -> str:
         f"{'task':<14}" + "".join(f"{c:>10}" for c in ["mAP", *columns[1:]]),
     ]
     for task, group in frame.groupby("task", sort=False):
-        values = {row.subset if row.subset != "all" else row.noise_level: row.mAP for row in group.itertuples()}
-        lines.append(f"{task:<14}" + "".join(f"{values[c]:>10.4f}" if c in values else f"{'-':>10}" for c in columns))
+        label = str(task)
+        records = group.to_dict(orient="records")
+        values = {row["subset"] if row["subset"] != "all" else row["noise_level"]: row["mAP"] for row in records}
+        lines.append(f"{label:<14}" + "".join(f"{values[c]:>10.4f}" if c in values else f"{'-':>10}" for c in columns))
     if "summary" in results:
         lines.append(f"{'mean of tasks':<14}{results['summary']['mean_mAP']:>10.4f}")
     lines += _verification_lines(results.get("verification")) + _retrieval_lines(results.get("retrieval"))

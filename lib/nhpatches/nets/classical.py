@@ -92,7 +92,7 @@ def describe_sift(patches: np.ndarray) -> np.ndarray:
     size = array.shape[1]
     centre = (size - 1) / 2.0
     keypoints = (cv2.KeyPoint(centre, centre, sift_keypoint_size(size), 0.0, 0.0, 0),)
-    sift = cv2.SIFT_create()
+    sift = cv2.SIFT.create()
     rows = np.zeros((array.shape[0], 128), np.float32)
     for index, patch in enumerate(array):
         kept, descriptor = sift.compute(np.ascontiguousarray(patch), keypoints)

@@ -10,8 +10,6 @@ so the models run on the TensorFlow, PyTorch and JAX backends alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import keras
 from keras import ops
 
@@ -19,14 +17,6 @@ from keras import ops
 L2NET_VARIANTS: tuple[str, ...] = ("baseline", "updated", "deep")
 #: Pixel range of the patches at the model boundary.
 PIXEL_MAX = 255.0
-_CONV_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv2DTranspose,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-)
 
 
 @keras.saving.register_keras_serializable(package="nhpatches")
@@ -95,7 +85,7 @@ class StackDescriptors(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """(B, k, D) from k shapes (B, D)."""
         first = tuple(input_shape[0])
-        return (first[0], len(input_shape)) + first[1:]
+        return (first[0], len(input_shape), *first[1:])
 
 
 def _check_positive_int(value: int, what: str) -> None:
@@ -250,8 +240,9 @@ def build_hardnet(
     kernel_initializer: str = "glorot_uniform",
     name: str = "hardnet",
 ) -> keras.Model:
-    """Extension (not the report's): the L2-Net/HardNet-style descriptor of Tian et al. 2017 and
-    Mishchuk et al. 2017, for the ``hardnet`` family of notebook 08.
+    """Extension (not the report's): the L2-Net/HardNet-style descriptor, for the ``hardnet`` family.
+
+    The architecture of Tian et al. 2017 and Mishchuk et al. 2017, used from notebook 08 on.
 
     Per-patch standardisation, 7 convs (32, 32, 64/2, 64, 128/2, 128, then P/4 x P/4 valid) without
     bias, each followed by affine-free BatchNormalization (ReLU after all but the last), optional
@@ -325,20 +316,6 @@ def build_pair_trainer(descriptor_model: keras.Model) -> keras.Model:
     return _shared_trainer(descriptor_model, ("anchor", "positive"), "pair_trainer")
 
 
-def _iter_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
-    """All layers of a model, descending into nested models."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _iter_layers(layer)
-
-
-def count_conv_layers(model: keras.Model) -> int:
-    """Number of convolution layers in a model, nested models included (shared ones once)."""
-    seen = {id(layer) for layer in _iter_layers(model) if isinstance(layer, _CONV_TYPES)}
-    return len(seen)
-
-
 @keras.saving.register_keras_serializable(package="nhpatches")
 class ClipPixels(keras.layers.Layer):
     """Clip to the 0..255 pixel range, as the study does to a denoiser's output before describing it.
@@ -347,9 +324,11 @@ class ClipPixels(keras.layers.Layer):
     """
 
     def call(self, inputs):
+        """The inputs clipped to 0..255. Shape: any -> same."""
         return ops.clip(inputs, 0.0, 255.0)
 
     def compute_output_shape(self, input_shape):
+        """The input shape (clipping keeps it)."""
         return input_shape
 
 

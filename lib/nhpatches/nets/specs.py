@@ -10,7 +10,8 @@ only; training them is :mod:`nhpatches.train.training`'s job, and loading an exp
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, get_args
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 import keras
 
@@ -102,7 +103,7 @@ class DescriptorSpec:
             check_choice(value, allowed, f"descriptor {self.name!r} {field}")
 
 
-_SGD_COURSEWORK = {"optimizer": "sgd", "learning_rate": 1e-5, "momentum": 0.9, "nesterov": True}
+_SGD_COURSEWORK: dict[str, Any] = {"optimizer": "sgd", "learning_rate": 1e-5, "momentum": 0.9, "nesterov": True}
 
 DENOISERS: dict[str, DenoiserSpec] = {
     spec.name: spec
@@ -230,7 +231,7 @@ def make_optimizer(
 
 def build_denoiser_network(spec: DenoiserSpec) -> keras.Model:
     """The (untrained, uncompiled) denoiser network of a spec."""
-    builders = {"unet": models.build_unet, "dncnn": models.build_dncnn}
+    builders: dict[str, Callable[..., keras.Model]] = {"unet": models.build_unet, "dncnn": models.build_dncnn}
     if spec.architecture not in builders:
         raise ValueError(f"unknown denoiser architecture {spec.architecture!r}; expected {sorted(builders)}")
     if spec.loss not in ("mae", "mse"):

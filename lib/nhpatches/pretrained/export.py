@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nhpatches import __version__
 from nhpatches.core.cache import atomic_path
+from nhpatches.core.version import package_version
 from nhpatches.nets.inference import denoise_patches, run_network
 from nhpatches.pretrained.load import (
     FLOAT16_TOLERANCE,
@@ -102,7 +102,7 @@ def export_pipeline(
         "patch_size": int(descriptor.input_shape[1]),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
-        "nhpatches_version": __version__,
+        "nhpatches_version": package_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "weights_file": WEIGHTS_NAME,
         "weights_bytes": weights_path.stat().st_size,
@@ -139,7 +139,7 @@ def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    """numpy scalars and paths in manifests."""
+    """JSON fallback for the numpy scalars (as Python numbers) and paths (as text) of a manifest."""
     if isinstance(value, np.generic):
         return value.item()
     return str(value)

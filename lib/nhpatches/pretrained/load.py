@@ -7,9 +7,10 @@ An export is an optional denoiser followed by a descriptor network: one weights 
 ``scripts/train_pretrained.py``); ``scripts/export_pretrained.py`` exports any pipeline of a
 study. Loading rebuilds the networks from the specs with
 :func:`nhpatches.nets.specs.build_denoiser_network` and :func:`~nhpatches.nets.specs.build_descriptor_network`
-and sets their weights, so it works on every Keras backend; the networks then run through
-:mod:`nhpatches.nets.inference`. The classical descriptors of :mod:`nhpatches.nets.classical`
-("sift", "raw") are available under the same call::
+and sets their weights, so an export does not depend on the backend it was trained on (the tests
+load it on TensorFlow and on JAX); the networks then run through :mod:`nhpatches.nets.inference`.
+The classical descriptors of :mod:`nhpatches.nets.classical` ("sift", "raw") are available under
+the same call::
 
     import nhpatches
     descriptors = nhpatches.describe(patches)                   # (N, 32, 32) or (N, 65, 65) uint8
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nhpatches.core.config import PATCH_SIZE, RELEASE_PATCH_SIZE, resource_path
-from nhpatches.data.hpatches import resize_patches
+from nhpatches.data.resize import resize_patches
 from nhpatches.nets.classical import CLASSICAL, check_patches
 from nhpatches.nets.inference import DEFAULT_BATCH_SIZE, denoise_patches, run_network
 
@@ -166,7 +167,7 @@ def _set_weights(model: keras.Model, stored: Mapping[str, np.ndarray], role: str
             f"{model.name!r} network rebuilt from the manifest's spec"
         )
     values = []
-    for key, variable in zip(keys, variables):
+    for key, variable in zip(keys, variables, strict=True):
         array = stored[key]
         if tuple(array.shape) != tuple(variable.shape):
             raise ValueError(
@@ -201,6 +202,21 @@ def load_pipeline(weights: str | os.PathLike[str] | None = None) -> LearnedPipel
 
     The weights file's sha256 is checked against the manifest (a mismatch or a missing file raises,
     naming the path and the expected checksum). Loaded pipelines are cached per file version.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nhpatches.pretrained import load_pipeline, shipped_pipeline_name
+    >>> pipeline = load_pipeline()  # the shipped export
+    >>> pipeline.name == shipped_pipeline_name(), pipeline.dim, pipeline.manifest["format"]
+    (True, 128, 'nhpatches-pretrained/1')
+    >>> patches = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    >>> pipeline(patches).shape  # (N, 32, 32) uint8 -> (N, D) float32
+    (3, 128)
+    >>> load_pipeline("no/such/export")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    FileNotFoundError: .../no/such/export: pretrained pipeline manifest not found; ...
     """
     import keras
 
@@ -211,7 +227,7 @@ def load_pipeline(weights: str | os.PathLike[str] | None = None) -> LearnedPipel
 
 
 def shipped_pipeline_name() -> str | None:
-    """Name of the shipped learned pipeline (e.g. 'unet_adam+hardnet_flip'), None if none is shipped."""
+    """Name of the shipped learned pipeline ('<denoiser>+<descriptor>', e.g. 'none+hardnet_release'), None if none."""
     path = pretrained_dir() / MANIFEST_NAME
     if not path.is_file():
         return None
@@ -257,10 +273,10 @@ def describe(
     ``patches``: uint8 (N, 32, 32) (N-HPatches) or (N, 65, 65) (hpatches-release) in 0..255.
     ``pipeline``:
 
-    * ``"default"`` (or the shipped pipeline's name, e.g. ``"unet_adam+hardnet_flip"``, to insist
+    * ``"default"`` (or the shipped pipeline's name, see :func:`shipped_pipeline_name`, to insist
       on that one): the shipped learned pipeline. 65 px patches are first resized to 32 px as the
-      release layout is in :mod:`nhpatches.data`; the denoiser's output is clipped and truncated
-      to uint8 as in the study; -> (N, 128), unit L2 norm for the HardNet-style descriptors.
+      release layout is in :mod:`nhpatches.data`; an export with a denoiser clips and truncates its
+      output to uint8 as in the study; -> (N, 128), unit L2 norm for the HardNet-style descriptors.
     * ``"sift"``: :func:`nhpatches.nets.classical.describe_sift` on the patches at their own size (a
       65 px patch is described natively, not resized); -> (N, 128), unit norm.
     * ``"raw"``: :func:`nhpatches.nets.classical.describe_raw` on the 32 px patches (65 px patches are
@@ -270,6 +286,22 @@ def describe(
     ``scripts/export_pretrained.py``) instead of the shipped one; ``pipeline`` must then be
     "default" or that export's name. Raises TypeError for a dtype other than uint8 and
     ValueError for another shape or an unknown pipeline, naming what was expected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nhpatches
+    >>> patches = np.random.default_rng(0).integers(0, 256, (4, 32, 32), dtype=np.uint8)
+    >>> descriptors = nhpatches.describe(patches)
+    >>> descriptors.shape, descriptors.dtype  # one unit-length row per patch
+    ((4, 128), dtype('float32'))
+    >>> np.allclose(np.linalg.norm(descriptors, axis=1), 1.0, atol=1e-5)
+    True
+    >>> nhpatches.describe(patches, pipeline="sift").shape
+    (4, 128)
+    >>> big = np.random.default_rng(1).integers(0, 256, (2, 65, 65), dtype=np.uint8)  # hpatches-release size
+    >>> nhpatches.describe(big, pipeline="raw").shape  # resized to 32 px first
+    (2, 1024)
     """
     if not isinstance(pipeline, str):
         raise TypeError(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from nhpatches import data
 from nhpatches.core import config
-from nhpatches.data import embedded, tasks
+from nhpatches.data import embedded, photos, tasks
+from nhpatches.data.tasks import TaskSet
 from nhpatches.train.batches import PatchBank, bank_from_sequences
 
 
@@ -54,14 +55,14 @@ class StudyData:
         return bank_from_sequences(train), bank_from_sequences(validation)
 
     @functools.cached_property
-    def tasks(self) -> tasks.TaskSet:
+    def tasks(self) -> TaskSet:
         """Verification and retrieval task files for the test sequences (official lists when they apply)."""
         sizes = {name: seq.num_patches for name, seq in self.test_sequences.items()}
         if self.layout != "embedded" and self.profile.test_patches is None:
             return tasks.official_tasks(self.split, sizes, seed=42)
         return self.generated_tasks(sizes)
 
-    def generated_tasks(self, sizes: Mapping[str, int]) -> tasks.TaskSet:
+    def generated_tasks(self, sizes: Mapping[str, int]) -> TaskSet:
         """Task files generated (recipes V and R, seed 42) for the first ``sizes[name]`` test points."""
         clean_ref = {
             name: seq.clean[0, : sizes[name]] for name, seq in self.test_sequences.items() if seq.clean is not None
@@ -98,7 +99,7 @@ def embedded_dataset_dir(profile: config.Profile, seed: int = 0) -> Path:
     """Build (once) and return the embedded dataset a profile uses."""
     images = None
     if profile.embedded_images is not None:
-        images = embedded.DEFAULT_IMAGES[: profile.embedded_images]
+        images = photos.DEFAULT_IMAGES[: profile.embedded_images]
     tag = f"embedded_p{profile.embedded_patches}_i{profile.embedded_images or 'all'}_s{seed}"
     return embedded.ensure_embedded_dataset(
         config.data_root() / tag, seed=seed, max_patches_per_sequence=profile.embedded_patches, images=images

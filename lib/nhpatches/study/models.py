@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -31,8 +33,51 @@ class Trained:
     name: str
     model: keras.Model
     history: pd.DataFrame
-    metrics: dict
+    metrics: dict[str, Any]
     run: RunDir
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedPipeline:
+    """A pipeline with its specs, training runs and cache keys worked out once (see ModelStore.resolve).
+
+    The denoiser fields are None for the inputs 'none' and 'clean'; the descriptor fields are None
+    for a classical descriptor ('raw', 'sift'). ``source`` is what the descriptor trains on
+    ('clean', 'noisy', 'denoised' or 'joint'); ``init`` the pipeline whose descriptor it fine-tunes.
+    """
+
+    pipeline: Pipeline
+    denoiser_spec: specs.DenoiserSpec | None
+    denoiser_run: RunDir | None
+    descriptor_spec: specs.DescriptorSpec | None
+    descriptor_run: RunDir | None
+    source: str | None
+    init: ResolvedPipeline | None
+
+    @property
+    def is_joint(self) -> bool:
+        """Whether the descriptor was trained jointly with (a copy of) the denoiser."""
+        return self.source == "joint"
+
+    @property
+    def denoiser_key(self) -> str | None:
+        """Cache key of the denoiser the pipeline runs (None for the 'none' and 'clean' inputs).
+
+        For a joint descriptor that is the joint run (it holds the fine-tuned copy), else the
+        denoiser's training run.
+        """
+        if self.denoiser_run is None:
+            return None
+        if self.is_joint and self.descriptor_run is not None:
+            return self.descriptor_run.key
+        return self.denoiser_run.key
+
+    @property
+    def descriptor_key(self) -> str:
+        """Cache key of the descriptor: its training run, or the classical method's name and version."""
+        if self.descriptor_run is None:
+            return f"classical:{self.pipeline.descriptor}:{CLASSICAL_VERSION}"
+        return self.descriptor_run.key
 
 
 @dataclasses.dataclass
@@ -44,17 +89,18 @@ class ModelStore:
     #: λ of joint denoise-and-describe training (None: the spec's, see specs.DESCRIPTORS["hardnet_joint"]).
     joint_lambda: float | None = None
     #: Runs already retrained by this store: with force_retrain, each model trains once per study.
-    _retrained: set = dataclasses.field(default_factory=set, init=False, repr=False)
+    _retrained: set[str] = dataclasses.field(default_factory=set, init=False, repr=False)
 
     @property
     def profile(self) -> config.Profile:
+        """The run profile of the study's data."""
         return self.data.profile
 
     def _must_train(self, run: RunDir) -> bool:
         """Whether a training run has to (re)run now: missing, or forced and not yet retrained here."""
         return not run.is_complete() or (self.force_retrain and run.key not in self._retrained)
 
-    def _train(self, run: RunDir, compute) -> dict:
+    def _train(self, run: RunDir, compute: Callable[[RunDir], dict[str, Any]]) -> dict[str, Any]:
         """Run ``compute`` into ``run`` when it must train, else read its metrics."""
         if not self._must_train(run):
             return run.metrics()
@@ -62,8 +108,18 @@ class ModelStore:
         self._retrained.add(run.key)
         return metrics
 
-    def run(self, experiment: str, spec: object, epochs: int, **extra) -> RunDir:
-        """The cache folder of a training run (key: spec, schedule, seed, data, and ``extra``)."""
+    def run(
+        self, experiment: str, spec: specs.DenoiserSpec | specs.DescriptorSpec, epochs: int, **extra: Any
+    ) -> RunDir:
+        """The cache folder of a training run (key: spec, schedule, seed, data, backend and ``extra``).
+
+        The accelerator settings (``device_sampling``, ``mixed_precision``, ``jit_compile``,
+        ``devices``) change the numbers, so they key the run too, but only where they differ from
+        :class:`~nhpatches.core.config.Profile`'s defaults. They came after the cpu and smoke runs
+        were first cached: written always, they would give every cached run of those profiles a new
+        key, and each model (the committed cpu series: hours on 2 cores) would train again to the
+        same numbers, since the defaults are what those runs used.
+        """
         profile = dataclasses.asdict(self.profile)
         schedule = {
             k: profile[k]
@@ -79,8 +135,6 @@ class ModelStore:
                 "descriptor_train_patches",
             )
         }
-        # Accelerator settings change the numbers, so they key the run too; only where they differ from
-        # the defaults, so that the cpu and smoke profiles' existing cache keys stay as they were.
         defaults = {f.name: f.default for f in dataclasses.fields(config.Profile)}
         schedule.update(
             {
@@ -114,6 +168,10 @@ class ModelStore:
     def denoiser(self, name: str) -> Trained:
         """A trained denoiser of ``specs.DENOISERS`` (trained on first use, then loaded)."""
         spec, run = self.denoiser_training_run(name)
+        return self._trained_denoiser(name, spec, run)
+
+    def _trained_denoiser(self, name: str, spec: specs.DenoiserSpec, run: RunDir) -> Trained:
+        """Train the denoiser into ``run`` if it must, then load it."""
         metrics = self._train(
             run, lambda r: training.train_denoiser(spec, *self.data.banks, self.profile, self.data.seed, r)
         )
@@ -131,10 +189,8 @@ class ModelStore:
             spec = dataclasses.replace(spec, joint_weight=float(self.joint_lambda))
         return spec
 
-    def descriptor_source(self, pipeline: Pipeline) -> str:
-        """Which patches a pipeline's descriptor trains on: 'clean', 'noisy', 'denoised' or 'joint'."""
-        denoiser, descriptor = pipeline
-        spec = self.descriptor_spec(descriptor)
+    def _source(self, denoiser: str, descriptor: str, spec: specs.DescriptorSpec) -> str:
+        """Which patches a descriptor trains on in a pipeline: 'clean', 'noisy', 'denoised' or 'joint'."""
         if spec.train_on in ("clean", "noisy"):
             return spec.train_on
         if spec.train_on == "joint":
@@ -148,40 +204,46 @@ class ModelStore:
             return "clean"
         return "noisy" if denoiser == "none" else "denoised"
 
-    def descriptor_training_run(self, pipeline: Pipeline) -> tuple[specs.DescriptorSpec, RunDir, str]:
-        """(spec, cache folder, source) of the descriptor trained for a pipeline.
+    def resolve(self, pipeline: Pipeline | ResolvedPipeline | tuple[str, str]) -> ResolvedPipeline:
+        """A pipeline's specs, training runs and cache keys, worked out once (nothing is trained).
 
-        The key holds the training input (for denoised input, the denoiser's run key) and, for a
-        fine-tuned descriptor, the run key of the descriptor it starts from.
+        The descriptor's run key holds its training input (for denoised input, the denoiser's run
+        key) and, for a fine-tuned descriptor, the run key of the descriptor it starts from.
         """
+        if isinstance(pipeline, ResolvedPipeline):
+            return pipeline
+        pipeline = Pipeline.of(pipeline)
         denoiser, descriptor = pipeline
-        spec = self.descriptor_spec(descriptor)
-        if denoiser not in INPUT_ONLY:
-            lookup(specs.DENOISERS, denoiser, "denoiser")
-        source = self.descriptor_source(pipeline)
-        training_input = {"source": source}
-        if source in ("denoised", "joint"):
-            training_input.update(denoiser=denoiser, denoiser_key=self.denoiser_run_key(denoiser))
-        init = None
-        if spec.init_from is not None:
-            init = self.descriptor_training_run(Pipeline(denoiser, spec.init_from))[1].key
-        return (
+        spec = None if descriptor in CLASSICAL_DESCRIPTORS else self.descriptor_spec(descriptor)
+        denoiser_spec, denoiser_run = (None, None) if denoiser in INPUT_ONLY else self.denoiser_training_run(denoiser)
+        if spec is None:
+            return ResolvedPipeline(pipeline, denoiser_spec, denoiser_run, None, None, None, None)
+        source = self._source(denoiser, descriptor, spec)
+        training_input: dict[str, Any] = {"source": source}
+        if source in ("denoised", "joint") and denoiser_run is not None:  # _source: never 'none' / 'clean' here
+            training_input.update(denoiser=denoiser, denoiser_key=denoiser_run.key)
+        init = None if spec.init_from is None else self.resolve(Pipeline(denoiser, spec.init_from))
+        run = self.run(
+            f"descriptor_{descriptor}",
             spec,
-            self.run(
-                f"descriptor_{descriptor}",
-                spec,
-                training.descriptor_epochs(spec, self.profile),
-                training_input=training_input,
-                init=init,
-            ),
-            source,
+            training.descriptor_epochs(spec, self.profile),
+            training_input=training_input,
+            init=None if init is None else init.descriptor_key,
         )
+        return ResolvedPipeline(pipeline, denoiser_spec, denoiser_run, spec, run, source, init)
 
-    def descriptor_run_key(self, pipeline: Pipeline) -> str:
+    def descriptor_source(self, pipeline: Pipeline | ResolvedPipeline) -> str:
+        """Which patches a pipeline's descriptor trains on: 'clean', 'noisy', 'denoised' or 'joint'."""
+        resolved = self.resolve(pipeline)
+        if resolved.source is None:
+            raise ValueError(f"descriptor {resolved.pipeline.descriptor!r} is classical: it is not trained")
+        return resolved.source
+
+    def descriptor_run_key(self, pipeline: Pipeline | ResolvedPipeline) -> str:
         """Cache key of the descriptor trained for a pipeline (without training it)."""
-        return self.descriptor_training_run(pipeline)[1].key
+        return self.resolve(pipeline).descriptor_key
 
-    def descriptor(self, pipeline: Pipeline) -> Trained:
+    def descriptor(self, pipeline: Pipeline | ResolvedPipeline) -> Trained:
         """The descriptor of ``specs.DESCRIPTORS`` trained for ``pipeline``.
 
         A report descriptor trains on its pipeline's own input: the denoiser's output of the noisy
@@ -189,36 +251,43 @@ class ModelStore:
         or the clean ones for "clean". An extension with ``train_on="clean"`` trains on clean
         patches and is shared by every pipeline. Trained on first use, then loaded.
         """
-        denoiser, name = pipeline
-        spec, run, source = self.descriptor_training_run(pipeline)
+        resolved = self.resolve(pipeline)
+        spec, run, source = resolved.descriptor_spec, resolved.descriptor_run, resolved.source
+        if spec is None or run is None or source is None:
+            raise ValueError(f"descriptor {resolved.pipeline.descriptor!r} is classical: there is no trained model")
+        denoiser = resolved.pipeline.denoiser
 
-        def compute(r: RunDir) -> dict:
-            initial = self.descriptor(Pipeline(denoiser, spec.init_from)).model if spec.init_from else None
+        def compute(r: RunDir) -> dict[str, Any]:
+            initial = None if resolved.init is None else self.descriptor(resolved.init).model
             if source == "joint":
                 train, validation = self.descriptor_banks()
                 return training.train_joint(
-                    spec, self.denoiser(denoiser).model, initial, train, validation, self.profile, self.data.seed, r
+                    spec, self._denoiser_of(resolved).model, initial, train, validation, self.profile, self.data.seed, r
                 )
             train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
             return training.train_descriptor(spec, train, validation, self.profile, self.data.seed, r, source, initial)
 
         metrics = self._train(run, compute)
-        return Trained(name, training.load_model(run), training.load_history(run), metrics, run)
+        return Trained(resolved.pipeline.descriptor, training.load_model(run), training.load_history(run), metrics, run)
 
     def descriptor_banks(self, denoiser: str | None = None) -> tuple[PatchBank, PatchBank]:
-        """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points
-        per sequence; with a denoiser, its output of their noisy patches attached as ``denoised``
-        (cached)."""
+        """(train, validation) banks the descriptors see: ``profile.descriptor_train_patches`` points per sequence.
+
+        With a denoiser, its output of their noisy patches is attached as ``denoised`` (cached).
+        """
         cap = self.profile.descriptor_train_patches
         train, validation = (cap_points(bank, cap) for bank in self.data.banks)
         if denoiser is None:
             return train, validation
+        if train.noisy is None or validation.noisy is None:
+            raise ValueError(f"{self.data.data_dir}: the training sequences have no noisy patches to denoise")
+        spec, denoiser_run = self.denoiser_training_run(denoiser)
         run = RunDir(
             self.data.results_root,
             "denoised_train",
             {
                 "denoiser": denoiser,
-                "model": self.denoiser_run_key(denoiser),
+                "model": denoiser_run.key,
                 "train_patches": self.profile.train_patches,
                 "descriptor_train_patches": cap,
                 "split": self.data.split,
@@ -228,37 +297,45 @@ class ModelStore:
         )
         noisy = {"train": train.noisy, "validation": validation.noisy}
         load_or_compute(
-            run, lambda r: store_denoised(r, self.denoiser(denoiser).model, noisy, self.profile.predict_batch_size)
+            run,
+            lambda r: store_denoised(
+                r, self._trained_denoiser(denoiser, spec, denoiser_run).model, noisy, self.profile.predict_batch_size
+            ),
         )
         with np.load(run.path / "patches.npz") as stored:
             return with_denoised(train, stored["train"]), with_denoised(validation, stored["validation"])
 
     # ----- pipelines ------------------------------------------------------------------------
-    def is_joint(self, pipeline: Pipeline) -> bool:
+    def is_joint(self, pipeline: Pipeline | ResolvedPipeline) -> bool:
         """Whether a pipeline's descriptor was trained jointly with (a copy of) its denoiser."""
-        return pipeline.descriptor not in CLASSICAL_DESCRIPTORS and self.descriptor_source(pipeline) == "joint"
+        return self.resolve(pipeline).is_joint
 
-    def pipeline_denoiser(self, pipeline: Pipeline) -> tuple[keras.Model, str]:
-        """(model, cache key) of the denoiser a pipeline runs: its own fine-tuned copy when the
-        descriptor was trained jointly with it, else the trained denoiser."""
-        if self.is_joint(pipeline):
-            trained = self.descriptor(pipeline)
+    def _denoiser_of(self, resolved: ResolvedPipeline) -> Trained:
+        """The trained denoiser a resolved pipeline names (not its joint copy)."""
+        if resolved.denoiser_spec is None or resolved.denoiser_run is None:
+            raise ValueError(f"pipeline {resolved.pipeline.label} has no denoiser")
+        return self._trained_denoiser(resolved.pipeline.denoiser, resolved.denoiser_spec, resolved.denoiser_run)
+
+    def pipeline_denoiser(self, pipeline: Pipeline | ResolvedPipeline) -> tuple[keras.Model, str]:
+        """(model, cache key) of the denoiser a pipeline runs.
+
+        That is its own fine-tuned copy when the descriptor was trained jointly with it, else the
+        trained denoiser.
+        """
+        resolved = self.resolve(pipeline)
+        if resolved.is_joint:
+            trained = self.descriptor(resolved)
             return training.load_joint_denoiser(trained.run), trained.run.key
-        return self.denoiser(pipeline.denoiser).model, self.denoiser_run_key(pipeline.denoiser)
+        trained = self._denoiser_of(resolved)
+        return trained.model, trained.run.key
 
-    def pipeline_denoiser_key(self, pipeline: Pipeline) -> str | None:
+    def pipeline_denoiser_key(self, pipeline: Pipeline | ResolvedPipeline) -> str | None:
         """Cache key of the denoiser a pipeline runs (None for the 'none' and 'clean' inputs)."""
-        if pipeline.denoiser in INPUT_ONLY:
-            return None
-        if self.is_joint(pipeline):
-            return self.descriptor_run_key(pipeline)
-        return self.denoiser_run_key(pipeline.denoiser)
+        return self.resolve(pipeline).denoiser_key
 
-    def descriptor_key(self, pipeline: Pipeline) -> str:
+    def descriptor_key(self, pipeline: Pipeline | ResolvedPipeline) -> str:
         """Cache key of a pipeline's descriptor: its training run, or the classical method's name."""
-        if pipeline.descriptor in CLASSICAL_DESCRIPTORS:
-            return f"classical:{pipeline.descriptor}:{CLASSICAL_VERSION}"
-        return self.descriptor_run_key(pipeline)
+        return self.resolve(pipeline).descriptor_key
 
 
 def store_denoised(run: RunDir, model: keras.Model, noisy: dict[str, np.ndarray], batch_size: int) -> dict:
@@ -267,6 +344,6 @@ def store_denoised(run: RunDir, model: keras.Model, noisy: dict[str, np.ndarray]
     outputs = {name: denoise_patches(model, array, batch_size) for name, array in noisy.items()}
     seconds = time.perf_counter() - start
     with atomic_path(run.file("patches.npz")) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **outputs)
+        np.savez(handle, **outputs)  # type: ignore[arg-type]  # numpy's stub: **arrays may not name allow_pickle
     count = sum(array.size // (array.shape[-1] * array.shape[-2]) for array in outputs.values())
     return {"seconds": seconds, "patches": count, "patches_per_second": count / seconds}

@@ -167,7 +167,7 @@ class Study:
         sigmas: tuple[float, ...] = sweep.SWEEP_SIGMAS,
         extra: dict[str, Describe] | None = None,
     ) -> pd.DataFrame:
-        """mAPs of pipelines on the test set re-noised at each σ (see PipelineRunner.noise_sweep)."""
+        """Task mAPs of pipelines on the test set re-noised at each σ (see PipelineRunner.noise_sweep)."""
         return self.runner.noise_sweep(tuple(pipelines), sigmas, extra)
 
     # ----- seeds ----------------------------------------------------------------------------

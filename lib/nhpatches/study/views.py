@@ -10,7 +10,7 @@ import pandas as pd
 
 from nhpatches import data
 from nhpatches.core import config
-from nhpatches.data import embedded
+from nhpatches.data.realism import measure_realism
 from nhpatches.nets import specs
 from nhpatches.study import report
 from nhpatches.study.dataset import hold_out_scenes
@@ -85,17 +85,20 @@ def compare_denoisers(study: Study, names: tuple[str, ...]) -> pd.DataFrame:
 
 def realism(study: Study) -> pd.DataFrame:
     """Trivial-descriptor figures per level on the test sequences (clean patches)."""
-    return embedded.measure_realism(study.test_sequences).reset_index()
+    return measure_realism(study.test_sequences).reset_index()
 
 
 def noise_summary(study: Study) -> pd.DataFrame:
     """Noise std per level and the measured noisy/clean correlation and std ratio on the test patches."""
     rows = []
     sequences = study.test_sequences.values()
-    for level, images in config.LEVEL_IMAGES.items():
-        images = list(images)
-        clean = np.concatenate([s.clean[images].reshape(-1, s.clean[0, 0].size) for s in sequences])
-        noisy = np.concatenate([s.noisy[images].reshape(-1, s.noisy[0, 0].size) for s in sequences])
+    pairs = [(s.clean, s.noisy) for s in sequences if s.clean is not None and s.noisy is not None]
+    if len(pairs) < len(sequences):
+        raise ValueError(f"{study.data_dir}: the noise summary needs clean and noisy test patches")
+    for level, level_images in config.LEVEL_IMAGES.items():
+        images = list(level_images)
+        clean = np.concatenate([c[images].reshape(-1, c[0, 0].size) for c, _ in pairs])
+        noisy = np.concatenate([n[images].reshape(-1, n[0, 0].size) for _, n in pairs])
         rows.append(
             {
                 "noise_level": level,
@@ -134,8 +137,10 @@ def model_costs(study: Study, pipelines: tuple[Pipeline, ...] = TABLE2_PIPELINES
 
 
 def facts(study: Study, pipeline: Pipeline | tuple[str, str]) -> dict:
-    """What a pipeline's models are, without training them: the descriptor's training data, loss
-    and epochs, the denoiser's kept epoch and the seeds."""
+    """What a pipeline's models are, without training them.
+
+    The descriptor's training data, loss and epochs, the denoiser's kept epoch and the seeds.
+    """
     denoiser, descriptor = pipeline
     seeds = ",".join(str(s) for s in study.seed_list)
     den_epochs = (
@@ -182,8 +187,8 @@ def facts(study: Study, pipeline: Pipeline | tuple[str, str]) -> dict:
 
 def with_facts(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     """A pipeline table with ``facts`` columns inserted after its descriptor column."""
-    rows = pd.DataFrame([facts(study, pipeline) for pipeline in zip(table.denoiser, table.descriptor)])
-    position = table.columns.get_loc("descriptor") + 1
+    rows = pd.DataFrame([facts(study, pipeline) for pipeline in zip(table.denoiser, table.descriptor, strict=True)])
+    position = list(table.columns).index("descriptor") + 1
     out = table.drop(columns=[c for c in rows.columns if c in table.columns])
     for i, column in enumerate(rows.columns):
         out.insert(position + i, column, rows[column].to_numpy())
