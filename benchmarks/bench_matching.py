@@ -58,7 +58,7 @@ def write_json(path: Path | None, patch_rows: dict, rows: dict, machine: str, co
 
 
 def load_image(path: Path | None) -> np.ndarray:
-    """The benchmark photograph as grayscale uint8, about 1 megapixel. Shape: -> (H, W)"""
+    """The benchmark photograph as grayscale uint8, about 1 megapixel. Shape: -> (H, W)."""
     import cv2
 
     if path is not None:
@@ -73,6 +73,7 @@ def load_image(path: Path | None) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, time every stage and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", type=Path, default=None, help="photograph (default: motorcycle_left at 1 MP)")
     parser.add_argument("--keypoints", type=int, default=2000)

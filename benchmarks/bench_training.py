@@ -49,13 +49,14 @@ from nhpatches.core import config
 from nhpatches.data import tasks
 from nhpatches.nets import specs
 from nhpatches.train import training
+from nhpatches.train.accelerator import precision_policy, resolve_jit_compile
 from nhpatches.train.batches import (
     DenoisingBatches,
     PatchBank,
     TripletBatches,
     bank_from_sequences,
 )
-from nhpatches.train.device import DeviceSteps, precision_policy, resolve_jit_compile
+from nhpatches.train.device import DeviceSteps
 
 MODELS = {
     "unet": specs.DENOISERS["unet"],

@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from nhpatches.nets import specs
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--denoiser", required=True, choices=sorted(specs.DENOISERS) + ["none"])
+    parser.add_argument("--denoiser", required=True, choices=[*sorted(specs.DENOISERS), "none"])
     parser.add_argument("--descriptor", required=True, choices=sorted(specs.DESCRIPTORS))
     parser.add_argument("--out", type=Path, required=True, help="output folder (weights.npz, manifest.json)")
     parser.add_argument(

@@ -1,6 +1,7 @@
 """Train the descriptor that ``nhpatches.describe()`` ships, with the release recipe, and export it.
 
-    python scripts/train_pretrained.py --out runs/release                 # the shipped recipe (cpu)
+    python scripts/train_pretrained.py --out runs/release-base --profile base  # the first release, from scratch
+    python scripts/train_pretrained.py --out runs/release                 # the shipped recipe (cpu): fine-tunes it
     python scripts/train_pretrained.py --out runs/release --profile gpu   # batch 1024, bf16, 10x the pairs
     python scripts/train_pretrained.py --out runs/release --export lib/nhpatches/resources/pretrained
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line's arguments."""
     from nhpatches.pretrained import recipe as release
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,17 +31,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="override the recipe's steps per epoch")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--init", default=None, help="export folder a fine-tuning recipe starts from (default: the recipe's own)"
+    )
     parser.add_argument("--export", type=Path, default=None, help="export folder (default <out>/export)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train (or resume) the recipe, then export its best epoch."""
     from nhpatches.pretrained import recipe as release
 
     args = parse_args(argv)
     overrides = {
         key: value
-        for key, value in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch), ("seed", args.seed))
+        for key, value in (
+            ("epochs", args.epochs),
+            ("steps_per_epoch", args.steps_per_epoch),
+            ("seed", args.seed),
+            ("init_weights", args.init),
+        )
         if value is not None
     }
     recipe = release.recipe_for(args.profile, **overrides)

@@ -12,7 +12,7 @@ import pytest
 from nhpatches.data import sweep
 from nhpatches.nets import models, specs
 from nhpatches.study import Study, findings, report
-from nhpatches.train import training
+from nhpatches.train import joint
 from nhpatches.train.batches import JointBatches, bank_from_sequences
 
 FAST = {
@@ -82,7 +82,7 @@ def test_joint_gradients_reach_the_denoiser_at_lambda_zero() -> None:
     rng = np.random.default_rng(0)
     unet, hardnet = models.build_unet(), models.build_hardnet()
     before = [w.copy() for w in unet.get_weights()]
-    denoiser, descriptor, trainer = training.build_joint_trainer(_joint_spec(0.0), unet, hardnet)
+    denoiser, descriptor, trainer = joint.compile_joint_trainer(_joint_spec(0.0), unet, hardnet)
     noisy = [rng.uniform(0, 255, (8, 32, 32, 1)).astype(np.float32) for _ in range(2)]
     targets = {"descriptors": np.zeros(8, np.float32), "denoised": np.zeros((8, 2, 32, 32, 1), np.float32)}
     logs = trainer.train_on_batch(noisy, targets, return_dict=True)
@@ -100,13 +100,13 @@ def test_joint_lambda_weights_the_mae_term() -> None:
     noisy = [rng.uniform(0, 255, (6, 32, 32, 1)).astype(np.float32) for _ in range(2)]
     targets = {"descriptors": np.zeros(6, np.float32), "denoised": np.full((6, 2, 32, 32, 1), 100.0, np.float32)}
     unet, hardnet = models.build_unet(), models.build_hardnet()
-    _, _, trainer = training.build_joint_trainer(_joint_spec(0.5), unet, hardnet)
+    _, _, trainer = joint.compile_joint_trainer(_joint_spec(0.5), unet, hardnet)
     logs = trainer.evaluate(noisy, targets, batch_size=6, verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(logs["descriptors_loss"] + 0.5 * logs["denoised_loss"], rel=1e-4)
     with pytest.raises(ValueError, match="joint_weight"):
-        training.build_joint_trainer(_joint_spec(-1.0), unet, hardnet)
+        joint.compile_joint_trainer(_joint_spec(-1.0), unet, hardnet)
     with pytest.raises(ValueError, match="train_on='joint'"):
-        training.build_joint_trainer(specs.DESCRIPTORS["hardnet_flip"], unet, hardnet)
+        joint.compile_joint_trainer(specs.DESCRIPTORS["hardnet_flip"], unet, hardnet)
 
 
 def test_joint_batches_flip_noisy_and_clean_alike() -> None:

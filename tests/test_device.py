@@ -21,14 +21,12 @@ from nhpatches.core import config
 from nhpatches.core.cache import RunDir
 from nhpatches.nets import specs
 from nhpatches.train import training
+from nhpatches.train.accelerator import data_parallel, precision_policy, resolve_jit_compile
 from nhpatches.train.batches import DenoisingBatches, bank_from_sequences, flip_patches
 from nhpatches.train.device import (
     DeviceDenoisingSampler,
     DeviceTripletSampler,
-    data_parallel,
     flip_tensor,
-    precision_policy,
-    resolve_jit_compile,
 )
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
@@ -265,7 +263,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent("""
     from nhpatches.train import training
     from nhpatches.train.batches import bank_from_sequences
     from nhpatches.core.cache import RunDir
-    from nhpatches.train.device import data_parallel
+    from nhpatches.train.accelerator import data_parallel
 
     assert len(jax.devices()) == 2, jax.devices()
     rng = np.random.default_rng(0)

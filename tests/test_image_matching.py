@@ -73,9 +73,9 @@ def test_both_layouts_read_the_same_sequence(hpatches_dir: Path, oxford_dir: Pat
     for folder, layout in ((hpatches_dir, "hpatches"), (oxford_dir, "oxford")):
         sequence = ip.read_image_sequence(folder)
         assert sequence.layout == layout and len(sequence.images) == 3 and len(sequence.homographies) == 2
-        for read, written in zip(sequence.images, images):
+        for read, written in zip(sequence.images, images, strict=False):
             assert read.dtype == np.uint8 and np.array_equal(read, written)
-        for read, written in zip(sequence.homographies, homographies):
+        for read, written in zip(sequence.homographies, homographies, strict=False):
             np.testing.assert_allclose(read, written, rtol=1e-10)
     assert ip.read_image_sequence(hpatches_dir).kind == "viewpoint"
     assert ip.image_sequence_dirs(hpatches_dir.parent) == sorted([hpatches_dir, oxford_dir])
@@ -155,7 +155,7 @@ def test_dev_pairs_build_read_and_marker(tmp_path: Path, monkeypatch: pytest.Mon
         sequence = ip.read_image_sequence(folder)
         assert sequence.layout == "hpatches" and len(sequence.images) == 6
         height, width = sequence.images[0].shape
-        for image, homography in zip(sequence.images[1:], sequence.homographies):
+        for image, homography in zip(sequence.images[1:], sequence.homographies, strict=False):
             back = cv2.warpPerspective(image, np.linalg.inv(homography), (width, height)).astype(float)
             inside = cv2.warpPerspective(np.ones_like(image), np.linalg.inv(homography), (width, height)) > 0
             ncc = np.corrcoef(back[inside], sequence.images[0][inside].astype(float))[0, 1]

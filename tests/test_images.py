@@ -225,8 +225,15 @@ def test_command_bad_input_is_one_line(
 
 def test_command_in_a_subprocess_prints_one_line_and_no_traceback(image_files: dict[str, Path], tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "nhpatches.cli.match", str(image_files["truncated"]), str(image_files["photo"])]
-        + ["--out", str(tmp_path / "m.png")],
+        [
+            sys.executable,
+            "-m",
+            "nhpatches.cli.match",
+            str(image_files["truncated"]),
+            str(image_files["photo"]),
+            "--out",
+            str(tmp_path / "m.png"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -22,8 +22,8 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_describe_needs_no_pandas_matplotlib_or_study() -> None:
-    """``import nhpatches; nhpatches.describe(x)`` (and ``detect_and_describe``) work with pandas, matplotlib and seaborn unimportable,
-    and leaves the study layer unloaded (Keras itself may try pandas, and copes without it)."""
+    """``import nhpatches; nhpatches.describe(x)`` (and ``detect_and_describe``) work with pandas, matplotlib and
+    seaborn unimportable, and leaves the study layer unloaded (Keras itself may try pandas, and copes without it)."""
     done = run_python("""
         import importlib.abc, sys
         class Block(importlib.abc.MetaPathFinder):

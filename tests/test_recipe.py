@@ -3,6 +3,7 @@ the resumable loop, the export and what its manifest records."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_pair_batches_share_a_symmetry_and_depend_only_on_epoch_and_step() -> No
     points = rng.integers(0, 256, (40, 16, 8, 8), dtype=np.uint8)
     identical = np.repeat(points[:, :1], 16, axis=1)  # every image of a point the same patch
     data = batches.TripletBatches(_bank(identical), 12, 3, seed=0, mode="pair", flip="d4")
-    (anchors, positives), targets = data.at(0, 0)
+    (anchors, positives), _targets = data.at(0, 0)
     assert anchors.shape == positives.shape == (12, 8, 8, 1) and anchors.dtype == np.float32
     np.testing.assert_array_equal(anchors, positives)  # one symmetry for both patches of a pair
     assert len({row.tobytes() for row in anchors.reshape(12, -1)}) == 12  # distinct points
@@ -97,7 +98,7 @@ def test_warmup_cosine_schedule() -> None:
     schedule = resumable.WarmupCosine(1e-3, 10, 40)
     rates = [schedule.value(step) for step in range(40)]
     np.testing.assert_allclose(rates[:10], 1e-3 * np.arange(1, 11) / 10)  # linear warm-up
-    assert rates[10] == pytest.approx(1e-3) and all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[10] == pytest.approx(1e-3) and all(a >= b for a, b in itertools.pairwise(rates))
     assert rates[-1] < 1e-5 and rates[25] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 15 / 30)))
     import keras
 
@@ -162,7 +163,7 @@ def test_recipe_resumes_exactly_and_exports_what_it_trained(smoke_recipe, data_r
     )
     drawn.clear()
     straight = recipe.train_release(tmp_path / "straight", smoke_recipe, data_root, print_fn=lambda _: None)
-    for a, b in zip(resumed["best_weights"], straight["best_weights"]):
+    for a, b in zip(resumed["best_weights"], straight["best_weights"], strict=False):
         np.testing.assert_array_equal(a, b)  # a resumed run is the uninterrupted one
     with pytest.raises(ValueError, match="checkpoint of another run"):
         recipe.train_release(tmp_path / "run", recipe.recipe_for("smoke", epochs=3), data_root)
@@ -174,7 +175,10 @@ def test_recipe_resumes_exactly_and_exports_what_it_trained(smoke_recipe, data_r
     spec = manifest["descriptor"]["spec"]
     # the spec says what was trained: symmetries, noise-augmented and camera data, Euclidean hardest negatives
     assert (spec["flip"], spec["train_on"], spec["loss"], spec["distance"]) == (
-        "d4", "augmented", "hardest_negative", "euclidean"
+        "d4",
+        "augmented",
+        "hardest_negative",
+        "euclidean",
     )
     assert manifest["recipe"]["magnification"] == smoke_recipe.camera.magnification
     # the exported epoch is the validation curve's best, and validation photos are never trained on
@@ -192,11 +196,14 @@ def test_recipe_resumes_exactly_and_exports_what_it_trained(smoke_recipe, data_r
 
 def test_fine_tuning_starts_from_the_checked_export(smoke_recipe, tmp_path) -> None:
     shipped = pretrained.pretrained_dir()
-    good = recipe.recipe_for("smoke", init_weights=str(shipped), init_sha256=pretrained.read_manifest(
-        shipped / pretrained.MANIFEST_NAME)["sha256"])
+    good = recipe.recipe_for(
+        "smoke",
+        init_weights=str(shipped),
+        init_sha256=pretrained.read_manifest(shipped / pretrained.MANIFEST_NAME)["sha256"],
+    )
     descriptor, _, _ = recipe._build(good)
     loaded = pretrained.load_pipeline(shipped).descriptor
-    for a, b in zip(descriptor.get_weights(), loaded.get_weights()):
+    for a, b in zip(descriptor.get_weights(), loaded.get_weights(), strict=False):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="the recipe expects 00"):
         recipe._build(recipe.recipe_for("smoke", init_weights=str(shipped), init_sha256="00"))
@@ -218,7 +225,7 @@ def test_corrupt_or_missing_checkpoints_are_named(smoke_recipe, data_root, tmp_p
     recipe.train_release(tmp_path / "two", smoke_recipe, data_root, print_fn=lambda _: None, stop_after=1)
     for old in (tmp_path / "two").glob("checkpoint-*.npz"):
         old.unlink()
-    with pytest.raises(FileNotFoundError, match="checkpoint-epoch001.npz: checkpoint weights named by"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint-epoch001\.npz: checkpoint weights named by"):
         recipe.train_release(tmp_path / "two", smoke_recipe, data_root)
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from nhpatches.cli.common import run_command
-from nhpatches.data.hpatches import add_noise
+from nhpatches.data.noise import add_noise
 from nhpatches.pretrained import DEFAULT_PIPELINE
 from nhpatches.pretrained.images import (
     DEFAULT_DENOISE,
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """An 8-bit image file as grayscale, checked. Shape: -> (H, W) uint8"""
+    """An 8-bit image file as grayscale, checked. Shape: -> (H, W) uint8."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -90,7 +90,7 @@ def draw_matches(image1: np.ndarray, image2: np.ndarray, xy1: np.ndarray, xy2: n
     canvas[: image1.shape[0], : image1.shape[1]] = image1
     canvas[: image2.shape[0], image1.shape[1] :] = image2
     canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
-    ends = np.stack([xy1, xy2 + [image1.shape[1], 0]], axis=1)
+    ends = np.stack([xy1, xy2 + np.array([image1.shape[1], 0])], axis=1)
     lines = [np.round(pair).astype(np.int32) for pair in ends]
     cv2.polylines(canvas, lines, isClosed=False, color=(0, 200, 0), thickness=1, lineType=cv2.LINE_AA)
     for point in np.round(ends.reshape(-1, 2)).astype(int):

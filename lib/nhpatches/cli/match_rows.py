@@ -158,7 +158,7 @@ def check_denoiser(name: str, denoisers: Mapping[str, ImageFilter]) -> None:
 
 
 def root_sift(descriptors: np.ndarray) -> np.ndarray:
-    """RootSIFT: L1-normalise, then square-root (Hellinger kernel as L2). Shape: (N, 128) -> (N, 128)"""
+    """RootSIFT: L1-normalise, then square-root (Hellinger kernel as L2). Shape: (N, 128) -> (N, 128)."""
     descriptors = np.maximum(descriptors.astype(np.float32), 0)
     return np.sqrt(descriptors / (descriptors.sum(axis=1, keepdims=True) + 1e-7))
 

@@ -191,8 +191,10 @@ def run_check(
 
 
 def write_outputs(result: CheckResult, out: Path) -> list[Path]:
-    """real_sample_map.csv / .md and fig_real_sample_sigma.png (without the 65 px rows) in ``out``; returns
-    their paths."""
+    """Write real_sample_map.csv / .md and fig_real_sample_sigma.png (without the 65 px rows) in ``out``.
+
+    Returns their paths.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -57,7 +57,8 @@ def sift_keypoints(image: np.ndarray, count: int) -> np.ndarray:
     """
     import cv2
 
-    found = cv2.SIFT_create(nfeatures=count).detect(np.clip(np.round(image), 0, 255).astype(np.uint8), None)
+    detector = cv2.SIFT_create(nfeatures=count)  # type: ignore[attr-defined]
+    found = detector.detect(np.clip(np.round(image), 0, 255).astype(np.uint8), None)
     found = sorted(found, key=lambda k: -k.response)[:count]
     return np.array([[k.pt[0], k.pt[1], k.size, k.angle] for k in found], dtype=np.float64).reshape(-1, 4)
 
@@ -72,8 +73,8 @@ def map_keypoints(keypoints: np.ndarray, homography: np.ndarray) -> np.ndarray:
     xy = keypoints[:, :2]
     step = 0.5
     centre = extraction.apply_homography(homography, xy)
-    along_x = (extraction.apply_homography(homography, xy + [step, 0]) - centre) / step
-    along_y = (extraction.apply_homography(homography, xy + [0, step]) - centre) / step
+    along_x = (extraction.apply_homography(homography, xy + np.array([step, 0.0])) - centre) / step
+    along_y = (extraction.apply_homography(homography, xy + np.array([0.0, step])) - centre) / step
     det = along_x[:, 0] * along_y[:, 1] - along_x[:, 1] * along_y[:, 0]
     scale = np.sqrt(np.abs(det))
     turn = np.degrees(np.arctan2(along_x[:, 1] - along_y[:, 0], along_x[:, 0] + along_y[:, 1]))
@@ -82,7 +83,7 @@ def map_keypoints(keypoints: np.ndarray, homography: np.ndarray) -> np.ndarray:
 
 
 def _jitter(keypoints: np.ndarray, settings: CameraSettings, rng: np.random.Generator) -> np.ndarray:
-    """Detector-like noise on keypoints: shift, scale and orientation. Shape: (n, 4) -> (n, 4)"""
+    """Detector-like noise on keypoints: shift, scale and orientation. Shape: (n, 4) -> (n, 4)."""
     count = len(keypoints)
     radius = settings.magnification * keypoints[:, 2] / 2
     out = keypoints.copy()
@@ -93,7 +94,7 @@ def _jitter(keypoints: np.ndarray, settings: CameraSettings, rng: np.random.Gene
 
 
 def _inside(keypoints: np.ndarray, shape: tuple[int, int], magnification: float) -> np.ndarray:
-    """Whether each keypoint's whole region (its circumscribed circle) lies inside an image. Shape: (n, 4) -> (n,)"""
+    """Whether each keypoint's whole region (its circumscribed circle) lies inside an image. Shape: (n, 4) -> (n,)."""
     reach = np.sqrt(2) * magnification * keypoints[:, 2] / 2
     x, y = keypoints[:, 0], keypoints[:, 1]
     return (x - reach >= 0) & (y - reach >= 0) & (x + reach <= shape[1] - 1) & (y + reach <= shape[0] - 1)
@@ -108,8 +109,9 @@ def noisy_view(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
     return np.clip(np.floor(image + noise + 0.5), 0, 255).astype(np.uint8)
 
 
-def camera_round(photo: np.ndarray, settings: CameraSettings, rng: np.random.Generator,
-                 sigmas: np.ndarray | None = None) -> np.ndarray:
+def camera_round(
+    photo: np.ndarray, settings: CameraSettings, rng: np.random.Generator, sigmas: np.ndarray | None = None
+) -> np.ndarray:
     """One set of ``views`` noisy views of a photo and the patches of its keypoints in each.
 
     ``sigmas`` (views,) fixes the noise of every view (validation); by default it is drawn.

@@ -164,14 +164,14 @@ def homography_from_points(source: np.ndarray, target: np.ndarray) -> np.ndarray
     Shape: (4, 2), (4, 2) -> (3, 3)
     """
     rows, rhs = [], []
-    for (x, y), (u, v) in zip(source, target):
+    for (x, y), (u, v) in zip(source, target, strict=False):
         rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
         rhs += [u, v]
     return np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
 
 
 def apply_homography(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Project (x, y) points. Shape: (..., 2) -> (..., 2)"""
+    """Project (x, y) points. Shape: (..., 2) -> (..., 2)."""
     mapped = points @ homography[:2, :2].T + homography[:2, 2]
     scale = points @ homography[2, :2] + homography[2, 2]
     return mapped / scale[..., None]
@@ -272,14 +272,14 @@ def draw_jitter(count: int, level: str, rng: np.random.Generator) -> tuple[np.nd
 
 
 def _inside(points: np.ndarray, shape: tuple[int, int], margin: float = 1.0) -> np.ndarray:
-    """Whether all points of each frame lie inside an image. Shape: (n, k, 2) -> (n,)"""
+    """Whether all points of each frame lie inside an image. Shape: (n, k, 2) -> (n,)."""
     x, y = points[..., 0], points[..., 1]
     ok = (x >= margin) & (y >= margin) & (x <= shape[1] - 1 - margin) & (y <= shape[0] - 1 - margin)
-    return ok.all(axis=-1)
+    return np.asarray(ok.all(axis=-1), dtype=bool)
 
 
 def _sampling_step(frames: Frames, linear: np.ndarray, homography: np.ndarray) -> np.ndarray:
-    """Target-image pixels between neighbouring 65-px patch samples. Shape: -> (n,)"""
+    """Target-image pixels between neighbouring 65-px patch samples. Shape: -> (n,)."""
     denominator = frames.centers @ homography[2, :2] + homography[2, 2]
     jacobian = np.abs(np.linalg.det(homography)) / np.abs(denominator) ** 3
     area = np.abs(np.linalg.det(linear)) * jacobian
@@ -287,7 +287,7 @@ def _sampling_step(frames: Frames, linear: np.ndarray, homography: np.ndarray) -
 
 
 def _corners() -> np.ndarray:
-    """Corners of a patch frame in frame units. Shape: -> (4, 2)"""
+    """Corners of a patch frame in frame units. Shape: -> (4, 2)."""
     return np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
 

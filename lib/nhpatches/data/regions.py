@@ -66,7 +66,7 @@ class Frames:
 
 
 def rotations(angles: np.ndarray) -> np.ndarray:
-    """Rotation matrices. Shape: (n,) -> (n, 2, 2)"""
+    """Rotation matrices. Shape: (n,) -> (n, 2, 2)."""
     cos, sin = np.cos(angles), np.sin(angles)
     return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
 
@@ -95,7 +95,7 @@ def project_grid(matrices: np.ndarray, grid: np.ndarray) -> np.ndarray:
     u, v = grid[..., 0].ravel(), grid[..., 1].ravel()
     rows = [matrices[:, i, 0:1] * u + matrices[:, i, 1:2] * v + matrices[:, i, 2:3] for i in range(3)]
     points = np.stack([rows[0] / rows[2], rows[1] / rows[2]], axis=-1)
-    return points.reshape((len(matrices),) + grid.shape)
+    return points.reshape((len(matrices), *grid.shape))
 
 
 def frame_points(
@@ -116,7 +116,7 @@ def frame_points(
 
 
 def patch_grid(size: int = SAMPLED_SIZE) -> np.ndarray:
-    """(x, y) grid of a patch in frame units, -1..1 in steps of 1 / (size // 2). Shape: -> (size, size, 2)"""
+    """(x, y) grid of a patch in frame units, -1..1 in steps of 1 / (size // 2). Shape: -> (size, size, 2)."""
     ticks = (np.arange(size) - size // 2) / (size // 2)
     xs, ys = np.meshgrid(ticks, ticks)
     return np.stack([xs, ys], axis=-1)
@@ -311,7 +311,7 @@ class ImagePyramid:
         size: int = PATCH_SIZE,
         magnification: float = MAGNIFICATION,
     ) -> np.ndarray:
-        """Patches at keypoints: see :func:`extract_patches`. Shape: N keypoints -> (N, size, size) uint8"""
+        """Patches at keypoints: see :func:`extract_patches`. Shape: N keypoints -> (N, size, size) uint8."""
         if not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"size: expected a positive patch side in pixels, got {size!r}")
         frames = keypoint_frames(keypoints, magnification)

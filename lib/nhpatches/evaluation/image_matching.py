@@ -72,7 +72,7 @@ class Method:
     matcher: Matcher | None = None
 
     def match(self, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        """Index pairs of matched descriptors. Shape: (N1, D), (N2, D) -> (M, 2) int64"""
+        """Index pairs of matched descriptors. Shape: (N1, D), (N2, D) -> (M, 2) int64."""
         matcher = mutual_nearest_neighbours if self.matcher is None else self.matcher
         if len(d1) == 0 or len(d2) == 0:
             return np.zeros((0, 2), np.int64)
@@ -138,7 +138,7 @@ def noisy_images(sequence: ImageSequence, sigma: float, seed: int = 0) -> list[n
 
 
 def project(homography: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Points (x, y) mapped by a 3x3 homography. Shape: (N, 2) -> (N, 2)"""
+    """Points (x, y) mapped by a 3x3 homography. Shape: (N, 2) -> (N, 2)."""
     points = np.concatenate([xy, np.ones((len(xy), 1))], axis=1) @ np.asarray(homography, np.float64).T
     return points[:, :2] / points[:, 2:]
 
@@ -154,14 +154,14 @@ def reprojection_errors(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, h
 
 
 def mma(errors: np.ndarray, thresholds: Sequence[float] = MMA_THRESHOLDS) -> np.ndarray:
-    """Share of matches with reprojection error <= t for each t (0 for no matches). Shape: (M,) -> (T,)"""
+    """Share of matches with reprojection error <= t for each t (0 for no matches). Shape: (M,) -> (T,)."""
     if len(errors) == 0:
         return np.zeros(len(thresholds))
     return np.array([np.mean(errors <= t) for t in thresholds])
 
 
 def image_corners(shape: tuple[int, ...]) -> np.ndarray:
-    """The 4 pixel-centre corners (x, y) of an image of shape (H, W), as SuperPoint. Shape: -> (4, 2)"""
+    """The 4 pixel-centre corners (x, y) of an image of shape (H, W), as SuperPoint. Shape: -> (4, 2)."""
     height, width = shape[:2]
     return np.array([[0, 0], [0, height - 1], [width - 1, 0], [width - 1, height - 1]], dtype=np.float64)
 
@@ -214,7 +214,7 @@ def score_pair(
     return {
         "matches": len(matches),
         f"correct_{CORRECT_THRESHOLD}": int(np.sum(errors <= CORRECT_THRESHOLD)),
-        **{f"mma_{t}": value for t, value in zip(MMA_THRESHOLDS, mma(errors))},
+        **{f"mma_{t}": value for t, value in zip(MMA_THRESHOLDS, mma(errors), strict=False)},
         "inliers": inliers,
         "corner_error": error,
     }

@@ -70,7 +70,8 @@ class DescriptorSpec:
     descriptor loss + ``joint_weight`` x MAE(denoised, clean); the pipeline then uses that
     fine-tuned denoiser. "augmented" (the release recipe, :mod:`nhpatches.pretrained.recipe`) trains on
     clean patches with Gaussian noise drawn per patch in every batch, and on patches cut from whole
-    photographs made noisy before the cut; the recipe records its noise and data. ``init_from`` names the descriptor whose trained weights (for the same
+    photographs made noisy before the cut; the recipe records its noise and data. ``init_from`` names
+    the descriptor whose trained weights (for the same
     pipeline) are fine-tuned for ``profile.epochs_retrain`` epochs instead of training from scratch.
     """
 
@@ -219,9 +220,12 @@ DESCRIPTORS: dict[str, DescriptorSpec] = {
 
 
 def make_optimizer(
-    name: str, learning_rate: float, momentum: float = 0.0, nesterov: bool = False
+    name: str, learning_rate: Any, momentum: float = 0.0, nesterov: bool = False
 ) -> keras.optimizers.Optimizer:
-    """Adam, or SGD (with the given momentum / Nesterov); no gradient clipping."""
+    """Adam, or SGD (with the given momentum / Nesterov); no gradient clipping.
+
+    ``learning_rate``: a float or a ``keras.optimizers.schedules.LearningRateSchedule``.
+    """
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
     if name == "sgd":

@@ -1,7 +1,8 @@
 """The product: ``describe`` with the shipped pipeline, loading and exporting pipelines, the release recipe.
 
 ``nhpatches.describe`` is :func:`nhpatches.pretrained.load.describe`; ``detect_and_describe`` and
-``match_images`` (:mod:`.images`) take photographs to keypoints, descriptors, matches and a homography. Exports are written by
+``match_images`` (:mod:`.images`) take photographs to keypoints, descriptors, matches and a
+homography. Exports are written by
 :mod:`.export`; the descriptor shipped in ``resources/pretrained`` is trained by :mod:`.recipe`
 (``scripts/train_pretrained.py``; ``nhpatches.pretrained.train`` is its ``train_release``).
 This package imports the library layers only: never the study, pandas or matplotlib.

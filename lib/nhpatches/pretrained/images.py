@@ -75,7 +75,7 @@ class Features:
 
     @property
     def xy(self) -> np.ndarray:
-        """Keypoint positions (x, y) in the input image's pixels. Shape: (N, 2) float64"""
+        """Keypoint positions (x, y) in the input image's pixels. Shape: (N, 2) float64."""
         return self.keypoints[:, :2]
 
     def __len__(self) -> int:
@@ -100,12 +100,12 @@ class ImageMatches:
 
     @property
     def xy1(self) -> np.ndarray:
-        """Image-1 positions of the matches. Shape: (M, 2)"""
+        """Image-1 positions of the matches. Shape: (M, 2)."""
         return self.features1.xy[self.matches[:, 0]]
 
     @property
     def xy2(self) -> np.ndarray:
-        """Image-2 positions of the matches. Shape: (M, 2)"""
+        """Image-2 positions of the matches. Shape: (M, 2)."""
         return self.features2.xy[self.matches[:, 1]]
 
 
@@ -129,7 +129,7 @@ def _denoised(
 
 
 def _detect(image: np.ndarray, detector: str | cv2.Feature2D, max_keypoints: int) -> np.ndarray:
-    """Keypoints (x, y, size, angle), strongest first. Shape: (H, W) uint8 -> (N, 4)"""
+    """Keypoints (x, y, size, angle), strongest first. Shape: (H, W) uint8 -> (N, 4)."""
     if isinstance(detector, str):
         if detector != "sift":
             raise ValueError(f"detector: expected 'sift' or an OpenCV detector object, got {detector!r}")
@@ -248,7 +248,7 @@ def match_images(
     """
     settings = (max_keypoints, detector, denoise, pipeline, weights, magnification, batch_size)
     features = [_features(image, what, *settings) for image, what in ((image1, "image1"), (image2, "image2"))]
-    for found, what in zip(features, ("image1", "image2")):
+    for found, what in zip(features, ("image1", "image2"), strict=False):
         if len(found) == 0:
             raise ValueError(f"{what}: no keypoints detected (a flat, blank or very small image?)")
     matches, distances = match_descriptors(features[0].descriptors, features[1].descriptors, mutual, ratio)

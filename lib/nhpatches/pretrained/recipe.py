@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from nhpatches import data, evaluation
+from nhpatches import data
 from nhpatches.core import config
-from nhpatches.data import camera, embedded, sweep
-from nhpatches.nets.inference import describe_patches
+from nhpatches.data import camera, sweep
+from nhpatches.pretrained.release_data import load_release_data, training_batches, validation_score
 
 #: Name of the released descriptor (the export is "none+<name>": no denoiser in front).
 RELEASE_DESCRIPTOR = "hardnet_release"
@@ -72,7 +72,7 @@ class ReleaseRecipe:
     symmetries: bool = True  # the 8 rotations/mirrors of the square, shared by a pair
     # camera pairs: every other step when on (steps_per_epoch must then be even)
     camera_steps: bool = True
-    camera: camera.CameraSettings = camera.CameraSettings(magnification=8.0)
+    camera: camera.CameraSettings = dataclasses.field(default_factory=lambda: camera.CameraSettings(magnification=8.0))
     # fine-tuning: start from the weights of an export (``describe(weights=...)`` folder), checked by sha256
     init_weights: str | None = None
     init_sha256: str | None = None
@@ -86,6 +86,7 @@ class ReleaseRecipe:
 
     @property
     def total_steps(self) -> int:
+        """Training steps of the whole run."""
         return self.steps_per_epoch * self.epochs
 
     @property
@@ -161,103 +162,6 @@ def release_spec(recipe: ReleaseRecipe):
     )
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclasses.dataclass(frozen=True)
-class ReleaseData:
-    """Training points and held-out validation points, uint8 (points, views, 32, 32)."""
-
-    train: np.ndarray  # patch points, 16 views
-    camera: np.ndarray | None  # camera points of the training photos
-    validation: dict[str, np.ndarray]  # name -> (16, N, 32, 32): "<seq>" clean patches, "camera<σ>/<photo>" noisy
-    data_dir: Path
-    train_sequences: tuple[str, ...]
-    validation_sequences: tuple[str, ...]
-    fingerprint: str
-
-
-def _photos(stems: list[str]) -> dict[str, np.ndarray]:
-    """The bundled photos of sequence stems, as the embedded build loads them."""
-    files = {stem: file_name for file_name, stem in embedded.PHOTOS}
-    return {stem: embedded.load_photo(files[stem]) for stem in stems}
-
-
-def load_release_data(recipe: ReleaseRecipe, data_root: Path | None = None) -> ReleaseData:
-    """Build (once) and load the embedded dataset of the recipe; cut the camera points of its photos."""
-    images = 6 if recipe.profile == "smoke" else None
-    tag = f"embedded_p{recipe.data_patches}_i{'all' if images is None else images}_s0"
-    data_dir = embedded.ensure_embedded_dataset(
-        (data_root or config.data_root()) / tag, seed=0, max_patches_per_sequence=recipe.data_patches, images=images
-    )
-    train = data.load_dataset(data_dir, recipe.split, "train")
-    test = data.load_dataset(data_dir, recipe.split, "test", max_patches=recipe.validation_points)
-    points = np.concatenate([np.swapaxes(seq.clean, 0, 1) for seq in train.values()])
-    validation = {name: seq.clean for name, seq in test.items()}
-    camera_points = None
-    if recipe.camera_steps:
-        stems = sorted({name.split("_", 1)[1] for name in train})
-        camera_points = camera.camera_points(_photos(stems), recipe.camera, seed=recipe.seed)
-        held_out = _photos(sorted({name.split("_", 1)[1] for name in test}))
-        views = dataclasses.replace(recipe.camera, views=16, points=recipe.validation_points)
-        for sigma in recipe.validation_sigmas:
-            for index, (stem, photo) in enumerate(held_out.items()):
-                rng = np.random.default_rng([recipe.seed, 1000 + index, int(sigma)])
-                cut = camera.camera_round(photo, views, rng, sigmas=np.full(16, sigma))
-                validation[f"camera{sigma:g}/{stem}"] = np.swapaxes(cut, 0, 1)
-    return ReleaseData(
-        points, camera_points, validation, data_dir, tuple(train), tuple(test), data.dataset_fingerprint(data_dir)
-    )
-
-
-def training_batches(recipe: ReleaseRecipe, release_data: ReleaseData):
-    """The recipe's training batches: patch pairs, interleaved with camera pairs (``.at(epoch, step)``)."""
-    from nhpatches.train import augment, batches
-
-    flip = "d4" if recipe.symmetries else "none"
-    noise = augment.NoiseAugment(recipe.sigma_max, recipe.clean_fraction)
-    sources = [(release_data.train, noise)]
-    if release_data.camera is not None:
-        if recipe.steps_per_epoch % 2:
-            raise ValueError(f"steps_per_epoch {recipe.steps_per_epoch} must be even to alternate two sources")
-        sources.append((release_data.camera, None))  # the camera points carry their noise already
-    steps = recipe.steps_per_epoch // len(sources)
-    parts = [
-        batches.TripletBatches(
-            batches.PatchBank(points, None, np.zeros(len(points), np.int32), ("train",)),
-            recipe.batch_size,
-            steps,
-            seed=recipe.seed + 7919 * index,
-            mode="pair",
-            flip=flip,
-            noise=part_noise,
-        )
-        for index, (points, part_noise) in enumerate(sources)
-    ]
-    return batches.InterleavedBatches(parts)
-
-
-def validation_score(
-    descriptor, sequences: Mapping[str, np.ndarray], sigmas: tuple[float, ...], seed: int = 0
-) -> dict[str, float]:
-    """HPatches matching mAP of the held-out patch points re-noised at each σ, of the camera points at
-    each σ, and their mean ``val_score``."""
-    scores = {}
-    patch_names = [name for name in sequences if not name.startswith("camera")]
-    for sigma in sigmas:
-        described = {
-            name: describe_patches(descriptor, sweep.renoise(sequences[name], sigma, data.sequence_noise_seed(seed, name)))
-            for name in patch_names
-        }
-        scores[f"val_matching_sigma{sigma:g}"] = evaluation.evaluate_matching(described, tuple(described))["mAP"]
-        cut = {name: describe_patches(descriptor, sequences[name]) for name in sequences
-               if name.startswith(f"camera{sigma:g}/")}
-        if cut:
-            scores[f"val_camera_sigma{sigma:g}"] = evaluation.evaluate_matching(cut, tuple(cut))["mAP"]
-    scores["val_score"] = float(np.mean(list(scores.values())))
-    return scores
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -285,8 +189,10 @@ def initial_weights(recipe: ReleaseRecipe):
     manifest_path = manifest_path_of(folder if folder.is_absolute() else config.project_root() / folder)
     manifest = pretrained.read_manifest(manifest_path)
     if recipe.init_sha256 is not None and manifest.get("sha256") != recipe.init_sha256:
-        raise ValueError(f"{manifest_path}: initial weights have sha256 {manifest.get('sha256')}, "
-                         f"the recipe expects {recipe.init_sha256}")
+        raise ValueError(
+            f"{manifest_path}: initial weights have sha256 {manifest.get('sha256')}, "
+            f"the recipe expects {recipe.init_sha256}"
+        )
     loaded = pretrained.load_pipeline(manifest_path.parent)
     if loaded.denoiser is not None:
         raise ValueError(f"{manifest_path}: initial weights must be a descriptor without a denoiser (none+...)")
@@ -307,7 +213,7 @@ def train_release(
     import keras
 
     from nhpatches.train import resumable
-    from nhpatches.train.device import precision_policy
+    from nhpatches.train.accelerator import precision_policy
 
     keras.utils.set_random_seed(recipe.seed)
     release_data = load_release_data(recipe, data_root)
@@ -317,8 +223,8 @@ def train_release(
             "fingerprint": release_data.fingerprint,
             "split": recipe.split,
             "train_sequences": list(release_data.train_sequences),
-            "train_points": int(len(release_data.train)),
-            "camera_points": 0 if release_data.camera is None else int(len(release_data.camera)),
+            "train_points": len(release_data.train),
+            "camera_points": 0 if release_data.camera is None else len(release_data.camera),
             "validation_sequences": list(release_data.validation_sequences),
             "validation_points_per_sequence": recipe.validation_points,
         }
@@ -326,18 +232,29 @@ def train_release(
     with precision_policy(recipe.mixed_precision):
         descriptor, trainer, schedule = _build(recipe)
     run = resumable.ResumableRun(
-        out_dir, descriptor, trainer, {"recipe": recipe_json(recipe)}, recipe.epochs,
+        out_dir,
+        descriptor,
+        trainer,
+        {"recipe": recipe_json(recipe)},
+        recipe.epochs,
         lambda model: validation_score(model, release_data.validation, recipe.validation_sigmas, recipe.seed),
-        schedule, info, print_fn,
+        schedule,
+        info,
+        print_fn,
     )
     if run.state["data"]["fingerprint"] != release_data.fingerprint:
-        raise ValueError(f"{run.out / resumable.STATE_NAME}: checkpoint trained on dataset "
-                         f"{run.state['data']['fingerprint']}, but {release_data.data_dir} is {release_data.fingerprint}")
+        raise ValueError(
+            f"{run.out / resumable.STATE_NAME}: checkpoint trained on dataset "
+            f"{run.state['data']['fingerprint']}, but {release_data.data_dir} is {release_data.fingerprint}"
+        )
     if not run.resumed:
         run.emit(f"release recipe {recipe_json(recipe)}")
-        run.emit(f"data {release_data.data_dir.name}: {len(release_data.train)} patch points in "
-                 f"{len(release_data.train_sequences)} sequences, {info['data']['camera_points']} camera points; "
-                 f"validation: {len(release_data.validation_sequences)} held-out sequences x {recipe.validation_points} points")
+        run.emit(
+            f"data {release_data.data_dir.name}: {len(release_data.train)} patch points in "
+            f"{len(release_data.train_sequences)} sequences, {info['data']['camera_points']} camera points; "
+            f"validation: {len(release_data.validation_sequences)} held-out sequences "
+            f"x {recipe.validation_points} points"
+        )
     state = run.fit(training_batches(recipe, release_data), items_per_batch=2, stop_after=stop_after)
     return {**state, "best_weights": run.best}
 
@@ -382,8 +299,10 @@ def export_release(
     manifest_path = pretrained.export_pipeline(out_dir, descriptor, release_spec(recipe), info=info)
     validation = load_release_data(dataclasses.replace(recipe, camera_steps=False), data_root).validation
     patches = np.concatenate(
-        [sweep.renoise(clean, 25.0, data.sequence_noise_seed(recipe.seed, name)).reshape(-1, *clean.shape[-2:])
-         for name, clean in validation.items()]
+        [
+            sweep.renoise(clean, 25.0, data.sequence_noise_seed(recipe.seed, name)).reshape(-1, *clean.shape[-2:])
+            for name, clean in validation.items()
+        ]
     )
     patches = patches[np.random.default_rng(0).permutation(len(patches))[:2048]]
     manifest = pretrained.read_manifest(manifest_path)

@@ -22,7 +22,7 @@ from nhpatches.nets import specs
 from nhpatches.nets.inference import denoise_patches
 from nhpatches.study.dataset import StudyData
 from nhpatches.study.pipelines import CLASSICAL_DESCRIPTORS, CLASSICAL_VERSION, INPUT_ONLY, Pipeline, lookup
-from nhpatches.train import training
+from nhpatches.train import joint, training
 from nhpatches.train.batches import PatchBank, cap_points, with_denoised
 
 
@@ -261,7 +261,7 @@ class ModelStore:
             initial = None if resolved.init is None else self.descriptor(resolved.init).model
             if source == "joint":
                 train, validation = self.descriptor_banks()
-                return training.train_joint(
+                return joint.train_joint(
                     spec, self._denoiser_of(resolved).model, initial, train, validation, self.profile, self.data.seed, r
                 )
             train, validation = self.descriptor_banks(denoiser if source == "denoised" else None)
@@ -325,7 +325,7 @@ class ModelStore:
         resolved = self.resolve(pipeline)
         if resolved.is_joint:
             trained = self.descriptor(resolved)
-            return training.load_joint_denoiser(trained.run), trained.run.key
+            return joint.load_joint_denoiser(trained.run), trained.run.key
         trained = self._denoiser_of(resolved)
         return trained.model, trained.run.key
 

@@ -45,7 +45,7 @@ class NoiseAugment:
             )
 
     def sigmas(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """Per-patch noise std. Shape: -> (count,) float32"""
+        """Per-patch noise std. Shape: -> (count,) float32."""
         sigmas = rng.uniform(0.0, self.sigma_max, count).astype(np.float32)
         sigmas[rng.random(count) < self.clean_fraction] = 0.0
         return sigmas

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -38,7 +39,7 @@ class PatchBank:
         return int(self.clean.shape[0])
 
 
-def bank_from_sequences(sequences: Mapping[str, object]) -> PatchBank:
+def bank_from_sequences(sequences: Mapping[str, Any]) -> PatchBank:
     """Stack loaded sequences (objects with .clean/.noisy of shape (16, N, P, P)) by point."""
     if not sequences:
         raise ValueError("no sequences given to build a training bank from")
@@ -61,7 +62,10 @@ def cap_points(bank: PatchBank, per_sequence: int | None) -> PatchBank:
     keep = np.concatenate(
         [np.flatnonzero(bank.sequence_ids == i)[:per_sequence] for i in range(len(bank.sequence_names))]
     )
-    pick = lambda a: None if a is None else a[keep]
+
+    def pick(a):
+        return None if a is None else a[keep]
+
     return PatchBank(
         bank.clean[keep], pick(bank.noisy), bank.sequence_ids[keep], bank.sequence_names, pick(bank.denoised)
     )
@@ -178,6 +182,7 @@ class DenoisingBatches(_EpochBatches):
                     f"one pass over the bank's {bank.num_points * len(IMAGE_TYPES)} patches "
                     f"is less than one batch of {batch_size}"
                 )
+        assert steps is not None
         super().__init__(bank, batch_size, steps, seed, frozen)
 
     def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -193,7 +198,9 @@ class DenoisingBatches(_EpochBatches):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         point, image = self._plan["point"][rows], self._plan["image"][rows]
-        return as_model_input(self.bank.noisy[point, image]), as_model_input(self.bank.clean[point, image])
+        noisy = self.bank.noisy
+        assert noisy is not None  # checked in __init__
+        return as_model_input(noisy[point, image]), as_model_input(self.bank.clean[point, image])
 
 
 class TripletBatches(_EpochBatches):
@@ -239,7 +246,7 @@ class TripletBatches(_EpochBatches):
         return np.full(total, 3 if self.flip == "rot180" else 0, np.int64)
 
     def _transform(self, patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Flip (or turn and mirror, "d4") each patch by its code. Shape: (B, P, P) -> (B, P, P)"""
+        """Flip (or turn and mirror, "d4") each patch by its code. Shape: (B, P, P) -> (B, P, P)."""
         return square_symmetry(patches, codes) if self.flip == "d4" else flip_patches(patches, codes)
 
     def _input(self, patches: np.ndarray, sigmas: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -269,7 +276,7 @@ class TripletBatches(_EpochBatches):
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return {name: values[rows] for name, values in self._plan.items()}
 
-    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], Any]:
         plan = self._batch_plan(index)
         patches = getattr(self.bank, self.source)
         chosen = [patches[plan["point"], plan["first"]], patches[plan["point"], plan["second"]]]
@@ -281,8 +288,8 @@ class TripletBatches(_EpochBatches):
         rng = np.random.default_rng([self.seed, self.epoch, index, 1])
         sigmas = None if self.noise is None else self.noise.sigmas(rng, len(chosen) * self.batch_size)
         inputs = tuple(
-            self._input(self._transform(part, code), None if sigmas is None else sigmas[k::len(chosen)], rng)
-            for k, (part, code) in enumerate(zip(chosen, codes))
+            self._input(self._transform(part, code), None if sigmas is None else sigmas[k :: len(chosen)], rng)
+            for k, (part, code) in enumerate(zip(chosen, codes, strict=False))
         )
         return inputs, np.zeros(self.batch_size, np.float32)
 
@@ -306,9 +313,11 @@ class JointBatches(TripletBatches):
     def __getitem__(self, index: int) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         plan = self._batch_plan(index)
         inputs, clean = [], []
+        noisy = self.bank.noisy
+        assert noisy is not None  # checked in __init__
         for image in ("first", "second"):
             where = (plan["point"], plan[image])
-            inputs.append(as_model_input(self._transform(self.bank.noisy[where], plan["flip"])))
+            inputs.append(as_model_input(self._transform(noisy[where], plan["flip"])))
             clean.append(as_model_input(self._transform(self.bank.clean[where], plan["flip"])))
         targets = {"descriptors": np.zeros(self.batch_size, np.float32), "denoised": np.stack(clean, axis=1)}
         return tuple(inputs), targets
@@ -338,5 +347,6 @@ class InterleavedBatches(keras.utils.PyDataset):
         return self.parts[index % len(self.parts)].at(epoch, index // len(self.parts))
 
     def on_epoch_end(self) -> None:
+        """Let every source draw its next epoch."""
         for part in self.parts:
             part.on_epoch_end()

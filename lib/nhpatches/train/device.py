@@ -21,15 +21,11 @@ training step, so the same code runs under ``jit`` on JAX, TensorFlow and PyTorc
   a placeholder (:class:`DeviceSteps`), its validation input real host batches (frozen, as on
   the host path), so validation losses are comparable across the two paths.
 
-It also holds the other accelerator settings of a :class:`~nhpatches.core.config.Profile`:
-``precision_policy`` (bf16 while building), ``resolve_jit_compile`` and ``data_parallel``
-(``keras.distribution.DataParallel`` on the JAX backend).
+The other accelerator settings of a :class:`~nhpatches.core.config.Profile` (``precision_policy``,
+``resolve_jit_compile``, ``data_parallel``) are in :mod:`.accelerator`.
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -42,7 +38,6 @@ from nhpatches.train.batches import DenoisingBatches, check_batch_settings
 #: Images per sequence (the second axis of a bank).
 NUM_IMAGES = len(IMAGE_TYPES)
 #: Profile.mixed_precision values and the Keras dtype policy each one sets while building.
-PRECISIONS: dict[str | None, str | None] = {None: None, "bf16": "mixed_bfloat16"}
 
 
 def _check_bank(patches: np.ndarray, what: str) -> np.ndarray:
@@ -52,7 +47,7 @@ def _check_bank(patches: np.ndarray, what: str) -> np.ndarray:
         raise ValueError(
             f"{what} must be uint8 of shape (points, {NUM_IMAGES}, P, P), got {patches.dtype} {patches.shape}"
         )
-    return np.ascontiguousarray(patches.reshape((-1,) + patches.shape[2:]))
+    return np.ascontiguousarray(patches.reshape((-1, *patches.shape[2:])))
 
 
 def flip_table(patch_size: int) -> np.ndarray:
@@ -115,7 +110,9 @@ class DeviceTripletSampler(keras.layers.Layer):
         points = flat.shape[0] // NUM_IMAGES
         check_batch_settings(mode, flip, batch_size, points)
         if flip == "d4":
-            raise ValueError("flip 'd4' (the 8 symmetries of the square) is drawn on the host only; use device_sampling=False")
+            raise ValueError(
+                "flip 'd4' (the 8 symmetries of the square) is drawn on the host only; use device_sampling=False"
+            )
         self.num_points, self.batch_size, self.mode, self.flip = points, batch_size, mode, flip
         self.patch_shape = tuple(flat.shape[1:])
         self.bank = keras.Variable(flat, dtype="uint8", trainable=False, name="bank")
@@ -176,7 +173,7 @@ class DeviceTripletSampler(keras.layers.Layer):
 
     def compute_output_spec(self, inputs=None):
         """Symbolic batch: 3 (or 2) x (B, P, P, 1) float32."""
-        shape = (self.batch_size,) + self.patch_shape + (1,)
+        shape = (self.batch_size, *self.patch_shape, 1)
         return tuple(keras.KerasTensor(shape, "float32") for _ in range(3 if self.mode == "triplet" else 2))
 
 
@@ -205,6 +202,7 @@ class DeviceDenoisingSampler(keras.layers.Layer):
             steps = total // batch_size
             if steps < 1:
                 raise ValueError(f"one pass over the bank's {total} patches is less than one batch of {batch_size}")
+        assert steps is not None
         self.batch_size, self.steps, self.seed, self.total = batch_size, int(steps), seed, total
         self.patch_shape = tuple(noisy_flat.shape[1:])
         self.noisy = keras.Variable(noisy_flat, dtype="uint8", trainable=False, name="noisy")
@@ -237,7 +235,7 @@ class DeviceDenoisingSampler(keras.layers.Layer):
 
     def compute_output_spec(self, inputs=None):
         """Symbolic batch: 2 x (B, P, P, 1) float32."""
-        shape = (self.batch_size,) + self.patch_shape + (1,)
+        shape = (self.batch_size, *self.patch_shape, 1)
         return keras.KerasTensor(shape, "float32"), keras.KerasTensor(shape, "float32")
 
 
@@ -249,6 +247,7 @@ class EpochPlan(keras.callbacks.Callback):
         self.sampler = sampler
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
+        """Plan the sampler's epoch."""
         self.sampler.start_epoch(epoch)
 
 
@@ -321,6 +320,7 @@ class TargetsAsInputs(keras.utils.PyDataset):
         return (noisy, clean), np.zeros(len(clean), np.float32)
 
     def on_epoch_end(self) -> None:
+        """Let the wrapped batches draw their next epoch."""
         self.batches.on_epoch_end()
 
 
@@ -364,67 +364,3 @@ def stacked_metrics() -> list[keras.metrics.Metric]:
         keras.metrics.MeanMetricWrapper(stacked_mae, name="mae"),
         keras.metrics.MeanMetricWrapper(stacked_mse, name="mse"),
     ]
-
-
-@contextlib.contextmanager
-def precision_policy(mixed_precision: str | None) -> Iterator[None]:
-    """Keras' global dtype policy for ``mixed_precision`` (None or "bf16") inside, restored after.
-
-    Under "bf16" layers compute in bfloat16 and keep float32 variables; losses stay float32.
-    """
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(f"mixed_precision must be one of {list(PRECISIONS)}, got {mixed_precision!r}")
-    policy = PRECISIONS[mixed_precision]
-    previous = keras.config.dtype_policy()
-    if policy is not None:
-        keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def resolve_jit_compile(jit_compile: bool | str) -> bool | str:
-    """The ``jit_compile`` to pass to ``compile``: True, False or "auto".
-
-    PyTorch's jit is ``torch.compile``, which Keras supports only partially: True becomes "auto"
-    (eager) there.
-    """
-    if jit_compile not in (True, False, "auto"):
-        raise ValueError(f"jit_compile must be True, False or 'auto', got {jit_compile!r}")
-    if jit_compile is True and keras.backend.backend() == "torch":
-        return "auto"
-    return jit_compile
-
-
-@contextlib.contextmanager
-def data_parallel(devices: int, batch_sizes: tuple[int, ...] = ()) -> Iterator[keras.distribution.Distribution | None]:
-    """``keras.distribution.DataParallel`` over the first ``devices`` devices inside (1: none), restored after.
-
-    Needs the JAX backend and that many devices (on CPU:
-    ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX starts); every batch size
-    in ``batch_sizes`` must split evenly over the devices.
-    """
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"devices must be a positive int, got {devices!r}")
-    uneven = [size for size in batch_sizes if size % devices]
-    if uneven:
-        raise ValueError(f"batch sizes {uneven} do not split evenly over {devices} devices")
-    if devices == 1:
-        yield None
-        return
-    if keras.backend.backend() != "jax":
-        raise ValueError(
-            f"devices={devices} needs the JAX backend (keras.distribution.DataParallel); "
-            f"the backend is {keras.backend.backend()!r}"
-        )
-    available = keras.distribution.list_devices()
-    if len(available) < devices:
-        raise ValueError(f"devices={devices} but JAX sees {len(available)}: {available}")
-    previous = keras.distribution.distribution()
-    distribution = keras.distribution.DataParallel(devices=available[:devices])
-    keras.distribution.set_distribution(distribution)
-    try:
-        yield distribution
-    finally:
-        keras.distribution.set_distribution(previous)

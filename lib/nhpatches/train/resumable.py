@@ -15,6 +15,7 @@ uninterrupted run. (``Model.fit`` is not used here: its data adapter prefetches 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -45,8 +46,10 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, base: float, warmup_steps: int, total_steps: int) -> None:
         if not base > 0 or warmup_steps < 0 or total_steps < 1:
-            raise ValueError(f"learning rate schedule needs base > 0, warmup >= 0, total >= 1; got "
-                             f"{base!r}, {warmup_steps!r}, {total_steps!r}")
+            raise ValueError(
+                f"learning rate schedule needs base > 0, warmup >= 0, total >= 1; got "
+                f"{base!r}, {warmup_steps!r}, {total_steps!r}"
+            )
         self.base, self.warmup_steps, self.total_steps = float(base), int(warmup_steps), int(total_steps)
 
     def value(self, step: int) -> float:
@@ -57,6 +60,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return self.base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     def __call__(self, step):
+        """The learning rate of the optimiser's step counter, as a backend tensor."""
         step = keras.ops.cast(step, "float32")
         warm = self.base * (step + 1.0) / max(1, self.warmup_steps)
         progress = keras.ops.minimum(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
@@ -64,6 +68,7 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return keras.ops.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (Keras serialisation)."""
         return {"base": self.base, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
@@ -82,7 +87,7 @@ def machine_description() -> dict[str, Any]:
 
 def duration(seconds: float) -> str:
     """'1h05m' or '4m07s'."""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -92,8 +97,11 @@ def duration(seconds: float) -> str:
 
 
 def save_checkpoint(out: Path, model: keras.Model, trainer: keras.Model, state: dict, best: list | None) -> None:
-    """This epoch's file (weights, optimiser variables, best weights), then ``state.json`` naming it, then
-    older checkpoints removed: a run killed between two writes resumes from the state's own checkpoint."""
+    """Write the epoch's checkpoint file, then ``state.json`` naming it, then remove older checkpoints.
+
+    The file holds the weights, the optimiser variables and the best weights; a run killed between
+    two writes resumes from the state's own checkpoint.
+    """
     arrays = {f"model/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
     arrays.update(
         {f"optimizer/{i:03d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(trainer.optimizer.variables)}
@@ -146,7 +154,7 @@ def load_checkpoint(
         raise ValueError(
             f"{weights_path}: {len(optimizer_values)} optimiser arrays, expected {len(trainer.optimizer.variables)}"
         )
-    for variable, value in zip(trainer.optimizer.variables, optimizer_values):
+    for variable, value in zip(trainer.optimizer.variables, optimizer_values, strict=False):
         variable.assign(value)
     return state, (_arrays(arrays, "best") or None)
 
@@ -159,9 +167,13 @@ class EpochSeeded(Protocol):
 
     batch_size: int
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Steps per epoch."""
+        ...
 
-    def at(self, epoch: int, index: int) -> tuple[Any, Any]: ...
+    def at(self, epoch: int, index: int) -> tuple[Any, Any]:
+        """Batch ``index`` of ``epoch``: (inputs, targets)."""
+        ...
 
 
 def prefetched(draw: Callable[[int], Any], steps: int) -> Iterator[Any]:
@@ -228,8 +240,14 @@ class ResumableRun:
         self.state["train_seconds"] += seconds
         self.state["epochs_done"] = epoch + 1
         lr = self.schedule.value(self.state["steps_done"] - 1) if self.schedule else None
-        row = {"epoch": epoch + 1, "loss": loss, "learning_rate": lr, "seconds": seconds,
-               "items_per_second": items / seconds_training, **scores}
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "learning_rate": lr,
+            "seconds": seconds,
+            "items_per_second": items / seconds_training,
+            **scores,
+        }
         self.state["history"].append(row)
         best = self.state["best_score"] is None or scores["val_score"] > self.state["best_score"]
         if best:
@@ -237,7 +255,9 @@ class ResumableRun:
             self.best = [keras.ops.convert_to_numpy(v) for v in self.model.weights]
         save_checkpoint(self.out, self.model, self.trainer, self.state, self.best)
         remaining = (self.epochs - self.state["epochs_done"]) * self.state["train_seconds"] / len(self.state["history"])
-        by_key = "  ".join(f"{key.removeprefix('val_')} {value:.3f}" for key, value in scores.items() if key != "val_score")
+        by_key = "  ".join(
+            f"{key.removeprefix('val_')} {value:.3f}" for key, value in scores.items() if key != "val_score"
+        )
         self.emit(
             f"epoch {epoch + 1:3d}/{self.epochs}  loss {loss:.4f}"
             + (f"  lr {lr:.2e}" if lr is not None else "")
@@ -262,7 +282,7 @@ class ResumableRun:
             started = time.perf_counter()
             self.trainer.reset_metrics()  # train_on_batch's "loss" is then the mean over this epoch's steps
             logs: dict[str, Any] = {}
-            for inputs, targets in prefetched(lambda step, epoch=epoch: batches.at(epoch, step), steps):
+            for inputs, targets in prefetched(functools.partial(batches.at, epoch), steps):
                 logs = self.trainer.train_on_batch(inputs, targets, return_dict=True)
             loss = float(logs.get("loss", float("nan")))
             if not math.isfinite(loss):

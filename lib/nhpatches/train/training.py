@@ -1,21 +1,23 @@
 """How a model of the study is trained, saved and loaded back.
 
-Models are named by the specs of :mod:`nhpatches.nets.specs`. Training goes through ``keras.Model.fit`` with the losses of :mod:`nhpatches.nets.losses`;
-the result (``model.keras``, ``history.csv``, ``metrics.json``) is cached in a
-:class:`~nhpatches.core.cache.RunDir`.
+Models are named by the specs of :mod:`nhpatches.nets.specs`. Training goes through
+``keras.Model.fit`` with the losses of :mod:`nhpatches.nets.losses`; the result (``model.keras``,
+``history.csv``, ``metrics.json``) is cached in a :class:`~nhpatches.core.cache.RunDir`. Joint
+denoise-and-describe fine-tuning is in :mod:`.joint`; resumable long runs in :mod:`.resumable`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import keras
 import pandas as pd
 
 from nhpatches.core.cache import RunDir, atomic_path
 from nhpatches.core.config import Profile
-from nhpatches.nets import losses, models
+from nhpatches.nets import models
 from nhpatches.nets.specs import (
     DenoiserSpec,
     DescriptorSpec,
@@ -25,9 +27,9 @@ from nhpatches.nets.specs import (
     descriptor_mode,
     make_optimizer,
 )
+from nhpatches.train.accelerator import data_parallel, precision_policy, resolve_jit_compile
 from nhpatches.train.batches import (
     DenoisingBatches,
-    JointBatches,
     PatchBank,
     TripletBatches,
 )
@@ -39,9 +41,6 @@ from nhpatches.train.device import (
     SampledTrainer,
     StackedTargetLoss,
     TargetsAsInputs,
-    data_parallel,
-    precision_policy,
-    resolve_jit_compile,
     stacked_metrics,
 )
 
@@ -98,10 +97,12 @@ def _fresh_descriptor(spec: DescriptorSpec, initial: keras.Model | None) -> kera
 
 
 def _compiled(
-    trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str, learning_rate: object = None
+    trainer: keras.Model, spec: DescriptorSpec, jit_compile: bool | str, learning_rate: Any = None
 ) -> keras.Model:
-    """A descriptor trainer compiled with the spec's loss and a fresh optimiser (``learning_rate``: a
-    schedule replacing the spec's constant rate)."""
+    """Compile a descriptor trainer with the spec's loss and a fresh optimiser.
+
+    ``learning_rate``: a schedule replacing the spec's constant rate.
+    """
     trainer.compile(
         optimizer=make_optimizer(spec.optimizer, spec.learning_rate if learning_rate is None else learning_rate),
         loss=descriptor_loss(spec),
@@ -114,7 +115,7 @@ def build_descriptor_trainer(
     spec: DescriptorSpec,
     initial: keras.Model | None = None,
     jit_compile: bool | str = "auto",
-    learning_rate: object = None,
+    learning_rate: Any = None,
 ) -> tuple[keras.Model, keras.Model]:
     """(descriptor, trainer): the trainer shares weights and outputs stacked descriptors for the loss.
 
@@ -181,7 +182,7 @@ def train_denoiser(
         export = build_denoiser_network(spec) if profile.mixed_precision else None  # float32, for saving
         if profile.device_sampling:
             sampler = trainer.sampler
-            return _fit_and_save(
+            return fit_and_save(
                 model,
                 trainer,
                 DeviceSteps(sampler.steps, batch, profile.devices),
@@ -194,7 +195,7 @@ def train_denoiser(
                 callbacks=[EpochPlan(sampler)],
             )
         train_data = DenoisingBatches(train, batch, profile.steps_per_epoch, seed)
-        return _fit_and_save(
+        return fit_and_save(
             model, trainer, train_data, val_data, epochs, patches_per_item=1, run=run, keep_epoch=keep, export=export
         )
 
@@ -240,85 +241,12 @@ def train_descriptor(
                 descriptor, trainer = build_descriptor_trainer(spec, initial, jit_compile)
                 train_data = TripletBatches(train, profile.batch_size, steps, seed, mode, spec.flip, source)
         export = build_descriptor_network(spec) if profile.mixed_precision else None  # float32, for saving
-        metrics = _fit_and_save(
+        metrics = fit_and_save(
             descriptor, trainer, train_data, val_data, descriptor_epochs(spec, profile), per_item, run, export=export
         )
     metrics["source"] = source
     metrics["init_from"] = spec.init_from
     return metrics
-
-
-def build_joint_trainer(
-    spec: DescriptorSpec, denoiser: keras.Model, descriptor: keras.Model
-) -> tuple[keras.Model, keras.Model, keras.Model]:
-    """(denoiser copy, descriptor copy, compiled joint trainer) for end-to-end fine-tuning.
-
-    Loss: spec's hardest-negative loss on the descriptors + ``spec.joint_weight`` x MAE of the
-    denoiser's output against the clean patches. With weight 0 the denoiser is still trained,
-    through the descriptor loss alone.
-    """
-    if spec.train_on != "joint" or spec.loss != "hardest_negative":
-        raise ValueError(
-            f"descriptor {spec.name!r}: joint training needs train_on='joint' and the "
-            f"'hardest_negative' loss, got train_on={spec.train_on!r}, loss={spec.loss!r}"
-        )
-    if not spec.joint_weight >= 0:
-        raise ValueError(f"descriptor {spec.name!r}: joint_weight must be >= 0, got {spec.joint_weight!r}")
-    denoiser_copy = keras.models.clone_model(denoiser)
-    denoiser_copy.set_weights(denoiser.get_weights())
-    descriptor_copy = build_descriptor_network(spec)
-    descriptor_copy.set_weights(descriptor.get_weights())
-    trainer = models.build_joint_trainer(denoiser_copy, descriptor_copy)
-    trainer.compile(
-        optimizer=make_optimizer(spec.optimizer, spec.learning_rate),
-        loss={
-            "descriptors": losses.hardest_negative_loss(spec.margin, anchor_swap=spec.anchor_swap),
-            "denoised": losses.mean_absolute_error,
-        },
-        loss_weights={"descriptors": 1.0, "denoised": float(spec.joint_weight)},
-    )
-    return denoiser_copy, descriptor_copy, trainer
-
-
-def train_joint(
-    spec: DescriptorSpec,
-    denoiser: keras.Model,
-    descriptor: keras.Model,
-    train: PatchBank,
-    validation: PatchBank,
-    profile: Profile,
-    seed: int,
-    run: RunDir,
-) -> dict:
-    """Fine-tune a denoiser and a descriptor end to end (see build_joint_trainer) for
-    ``profile.epochs_retrain`` epochs of ``descriptor_steps_per_epoch`` batches of noisy pairs;
-    save the descriptor as ``model.keras`` and the denoiser as ``denoiser.keras`` in ``run``."""
-    keras.utils.set_random_seed(seed)
-    denoiser_copy, descriptor_copy, trainer = build_joint_trainer(spec, denoiser, descriptor)
-    train_data = JointBatches(train, profile.batch_size, profile.descriptor_steps_per_epoch, seed, spec.flip)
-    val_data = JointBatches(
-        validation,
-        min(profile.batch_size, validation.num_points),
-        profile.descriptor_validation_steps,
-        seed + 1,
-        spec.flip,
-        frozen=True,
-    )
-    metrics = _fit_and_save(descriptor_copy, trainer, train_data, val_data, descriptor_epochs(spec, profile), 2, run)
-    with atomic_path(run.file("denoiser.keras")) as tmp:
-        denoiser_copy.save(tmp)
-    metrics.update(source="noisy", init_from=spec.init_from, joint_weight=float(spec.joint_weight))
-    return metrics
-
-
-def load_joint_denoiser(run: RunDir) -> keras.Model:
-    """The fine-tuned denoiser of a finished joint run."""
-    path = run.path / "denoiser.keras"
-    if not run.is_complete() or not path.is_file():
-        raise FileNotFoundError(
-            f"{run.path}: no finished joint training run (expected denoiser.keras, model.keras and metrics.json)"
-        )
-    return keras.models.load_model(path, compile=False)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -329,9 +257,11 @@ class EpochLog(keras.callbacks.Callback):
         self.label, self.epochs, self._start = label, epochs, 0.0
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
+        """Start the epoch's clock."""
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        """Print the epoch's line."""
         logs = logs or {}
         parts = [f"{key} {logs[key]:.4g}" for key in ("loss", "val_loss") if key in logs]
         print(
@@ -347,14 +277,16 @@ class KeepEpoch(keras.callbacks.Callback):
 
     def __init__(self, model: keras.Model, epoch: int) -> None:
         super().__init__()
-        self.target, self.epoch, self.weights = model, epoch, None
+        self.target, self.epoch = model, epoch
+        self.weights: list[Any] | None = None
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        """Copy the weights at the end of the kept epoch."""
         if epoch + 1 == self.epoch:
             self.weights = [w.copy() for w in self.target.get_weights()]
 
 
-def _fit_and_save(
+def fit_and_save(
     model: keras.Model,
     trainer: keras.Model,
     train_data: keras.utils.PyDataset,
