@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nhpatches.core import config
@@ -75,3 +77,17 @@ def test_default_profile_reads_environment(monkeypatch) -> None:
     assert config.default_profile_name() == "smoke"
     monkeypatch.delenv("NHPATCHES_PROFILE")
     assert config.default_profile_name() == "cpu"
+
+
+def test_display_path_is_relative_inside_the_project(tmp_path, monkeypatch) -> None:
+    """Inside the project root a path is shown relative to it; outside, or relative, it is shown as given."""
+    root = tmp_path / "project"
+    (root / "data" / "set").mkdir(parents=True)
+    monkeypatch.setenv("NHPATCHES_ROOT", str(root))
+    assert config.display_path(root / "data" / "set") == Path("data/set")
+    assert config.display_path(str(root / "data" / ".." / "data" / "set")) == Path("data/set")
+    assert config.display_path(root) == Path(".")
+    outside = tmp_path / "elsewhere" / "set"
+    assert config.display_path(outside) == outside
+    assert config.display_path(root.parent / "project-other" / "set") == root.parent / "project-other" / "set"
+    assert config.display_path("data/set") == Path("data/set")
