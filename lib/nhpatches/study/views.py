@@ -216,7 +216,7 @@ COMPACT_ITEMS = 8
 def _cell(key: str, value: object) -> object:
     """One value of settings_table: paths relative to the project, sequences and long mappings compact."""
     if key == "path" or key.endswith(("_path", "_dir")) or isinstance(value, Path):
-        return str(config.display_path(value)) if value else value
+        return str(config.display_path(str(value))) if value else value
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {_cell(str(k), v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
