@@ -1,4 +1,4 @@
-"""Run the notebook series (00..10) with papermill for one profile.
+"""Run the notebook series (00..11) with papermill for one profile.
 
 Executed copies go to outputs/<profile>/ (ignored by git); figures and tables go to
 figures/<profile>/. Models and evaluations are cached under results/, so a rerun

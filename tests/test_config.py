@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nhpatches.core import config
@@ -67,3 +69,17 @@ def test_gpu_profile_is_the_reports_schedule() -> None:
     assert gpu.steps_per_epoch is None and gpu.train_patches is None and gpu.test_patches is None
     for profile in config.PROFILES.values():  # the kept DnCNN epoch exists in every profile
         assert profile.dncnn_keep_epoch is None or 1 <= profile.dncnn_keep_epoch <= profile.epochs_dncnn
+
+
+def test_display_path_is_relative_inside_the_project(tmp_path, monkeypatch) -> None:
+    """Inside the project root a path is shown relative to it; outside, or relative, it is shown as given."""
+    root = tmp_path / "project"
+    (root / "data" / "set").mkdir(parents=True)
+    monkeypatch.setenv("NHPATCHES_ROOT", str(root))
+    assert config.display_path(root / "data" / "set") == Path("data/set")
+    assert config.display_path(str(root / "data" / ".." / "data" / "set")) == Path("data/set")
+    assert config.display_path(root) == Path(".")
+    outside = tmp_path / "elsewhere" / "set"
+    assert config.display_path(outside) == outside
+    assert config.display_path(root.parent / "project-other" / "set") == root.parent / "project-other" / "set"
+    assert config.display_path("data/set") == Path("data/set")

@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -152,3 +154,52 @@ def test_with_report_note() -> None:
     assert list(noted.columns) == ["denoiser", "descriptor", "in report", "mean"]
     assert list(noted["in report"]) == ["report Table 2", "not in the report"]
     assert "in report" not in table.columns
+
+
+def test_settings_table_flattens_a_record(tmp_path, monkeypatch) -> None:
+    """Nested mappings become dotted rows, long ones one compact cell, lists joined, paths made relative."""
+    from nhpatches.study import views
+
+    monkeypatch.setenv("NHPATCHES_ROOT", str(tmp_path))
+    record = {
+        "source": "generated",
+        "requested": {"pairs": 100, "queries": 3},
+        "per_sequence": {f"s{i}": i for i in range(views.COMPACT_ITEMS + 1)},
+        "sigmas": [0.0, 25.0],
+        "path": str(tmp_path / "data" / "tasks"),
+        "symmetries": True,
+    }
+    table = views.settings_table(record, "recipe")
+    assert list(table.columns) == ["recipe", "value"]
+    values = dict(zip(table.recipe, table.value))
+    assert list(values) == [
+        "source",
+        "requested.pairs",
+        "requested.queries",
+        "per_sequence",
+        "sigmas",
+        "path",
+        "symmetries",
+    ]
+    assert values["requested.pairs"] == 100 and values["symmetries"] is True
+    assert values["per_sequence"].startswith("s0 0, s1 1, ") and values["per_sequence"].endswith(
+        f"s{views.COMPACT_ITEMS} {views.COMPACT_ITEMS}"
+    )
+    assert values["sigmas"] == "0.0, 25.0"
+    assert values["path"] == str(Path("data") / "tasks")
+
+
+def test_fine_tuning_says_which_denoiser_was_trained() -> None:
+    """A run whose metrics carry joint_weight trained its denoiser with that λ; one without kept it frozen."""
+    from types import SimpleNamespace
+
+    from nhpatches.study import views
+
+    runs = {
+        "hardnet_two_stage": SimpleNamespace(metrics={"epochs": 2}),
+        "hardnet_joint": SimpleNamespace(metrics={"epochs": 3, "joint_weight": 0.01}),
+    }
+    table = views.fine_tuning(runs).set_index("descriptor")
+    assert list(table.denoiser) == ["frozen", "trained jointly"]
+    assert np.isnan(table.loc["hardnet_two_stage", "λ (MAE weight)"])
+    assert table.loc["hardnet_joint", "λ (MAE weight)"] == 0.01 and list(table.epochs) == [2, 3]

@@ -138,38 +138,15 @@ def write_figures(records: pd.DataFrame, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    from nhpatches.study import photograph_plots as photographs
 
-    curves = bench.mma_curves(records)
-    grid = sns.relplot(
-        data=curves,
-        x="threshold",
-        y="mma",
-        hue="method",
-        col="sigma",
-        kind="line",
-        marker="o",
-        height=3.2,
-        aspect=0.9,
-        facet_kws={"ylim": (0, 1)},
-    )
-    grid.set_titles("σ = {col_name:g}")
-    grid.set_axis_labels("threshold (px)", "MMA")
-    grid.figure.suptitle("Mean matching accuracy (D2-Net protocol)", y=1.03)
-    paths = [_save(grid.figure, out / "fig_mma_vs_threshold.png")]
     summary = bench.summarise(records).reset_index()
-    for column, label, name in (
-        ("mma_3", "MMA@3 px", "fig_mma3_vs_sigma.png"),
-        ("h_acc_3", "homography within 3 px (share of pairs)", "fig_homography_vs_sigma.png"),
-    ):
-        figure, axis = plt.subplots(figsize=(5.5, 3.8))
-        sns.lineplot(data=summary, x="sigma", y=column, hue="method", style="method", markers=True, ax=axis)
-        axis.set(xlabel="noise σ (0..255)", ylabel=label, ylim=(0, 1))
-        axis.legend(fontsize=8)
-        figure.tight_layout()
-        paths.append(_save(figure, out / name))
-    return paths
+    figures = {
+        "fig_mma_vs_threshold.png": photographs.plot_mma_curves(records),
+        "fig_mma3_vs_sigma.png": photographs.plot_against_sigma(summary, "mma_3"),
+        "fig_homography_vs_sigma.png": photographs.plot_against_sigma(summary, "h_acc_3"),
+    }
+    return [_save(figure, out / name) for name, figure in figures.items()]
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -46,6 +46,21 @@ def project_root() -> Path:
     return Path.cwd().resolve()
 
 
+def display_path(path: str | os.PathLike[str]) -> Path:
+    """A path as a notebook or a log shows it: relative to :func:`project_root` when inside it.
+
+    ``<root>/data/embedded_x`` -> ``data/embedded_x``; a path outside the project (or a relative
+    one) is returned as given, so no machine's absolute layout leaks into a committed output.
+    """
+    given = Path(path)
+    if not given.is_absolute():
+        return given
+    try:
+        return given.resolve().relative_to(project_root())
+    except ValueError:
+        return given
+
+
 def resource_path(*parts: str) -> Path:
     """Path of a file shipped as package data under nhpatches/resources/."""
     return Path(__file__).resolve().parents[1].joinpath("resources", *parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +19,7 @@ from nhpatches.study.pipelines import CLASSICAL_DESCRIPTORS, INPUT_ONLY, TABLE2_
 from nhpatches.train import training
 
 if TYPE_CHECKING:
+    from nhpatches.study.models import Trained
     from nhpatches.study.study import Study
 
 
@@ -193,6 +195,64 @@ def with_facts(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     for i, column in enumerate(rows.columns):
         out.insert(position + i, column, rows[column].to_numpy())
     return out
+
+
+def fine_tuning(runs: Mapping[str, Trained]) -> pd.DataFrame:
+    """What each fine-tuning run did to its denoiser: frozen, or trained jointly with weight λ on the MAE.
+
+    Shape: runs by descriptor name -> DataFrame (descriptor, denoiser, λ (MAE weight), epochs)
+    """
+    rows = [
+        {
+            "descriptor": name,
+            "denoiser": "trained jointly" if "joint_weight" in run.metrics else "frozen",
+            "λ (MAE weight)": run.metrics.get("joint_weight", float("nan")),
+            "epochs": run.metrics.get("epochs"),
+        }
+        for name, run in runs.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+#: A nested mapping of more entries than this is shown as one compact cell ("a 1, b 2, ...") by settings_table.
+COMPACT_ITEMS = 8
+
+
+def _cell(key: str, value: object) -> object:
+    """One value of settings_table: paths relative to the project, sequences and long mappings compact."""
+    if key == "path" or key.endswith(("_path", "_dir")) or isinstance(value, Path):
+        return str(config.display_path(str(value))) if value else value
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_cell(str(k), v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return value
+
+
+def settings_table(settings: Mapping, name: str = "setting") -> pd.DataFrame:
+    """A settings record (a manifest's recipe, the task files' provenance) as a two-column table.
+
+    Nested mappings become dotted rows (``requested.pairs``), except those of more than COMPACT_ITEMS
+    entries, shown as one cell; lists are joined by commas; paths are shown relative to the project.
+    Shape: a mapping -> DataFrame (name, value), one row per leaf
+    """
+    rows: list[tuple[str, object]] = []
+
+    def walk(prefix: str, mapping: Mapping) -> None:
+        for key, value in mapping.items():
+            label = f"{prefix}{key}"
+            if isinstance(value, Mapping) and 0 < len(value) <= COMPACT_ITEMS:
+                walk(f"{label}.", value)
+            else:
+                rows.append((label, _cell(str(key), value)))
+
+    walk("", settings)
+    return pd.DataFrame(rows, columns=[name, "value"]).astype({"value": object})
+
+
+def task_files(study: Study) -> pd.DataFrame:
+    """Which task files the evaluation uses (``study.tasks.provenance``) as a settings table."""
+    return settings_table(study.tasks.provenance, "task files")
 
 
 def _row_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
