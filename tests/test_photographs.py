@@ -78,7 +78,7 @@ def test_default_rows_follow_the_pipelines_defaults() -> None:
 
 
 def test_region_outline_is_where_extract_patches_cuts() -> None:
-    """A bright dot half-way along a keypoint's x axis (by the drawn outline) lands half-way to the patch's right edge."""
+    """A bright dot half-way along a keypoint's x axis (by the drawn outline) lands half-way to the right edge."""
     keypoint = np.array([[60.0, 50.0, 4.0, 90.0]])  # sigma 2, x axis pointing down the image
     outline = photograph_plots.region_outlines(keypoint, 5.0)[0]
     np.testing.assert_allclose(outline[5], [60.0, 60.0], atol=1e-9)  # centre + 10 px along (cos 90, sin 90)
@@ -112,7 +112,7 @@ class Found(list):
 def test_inlier_table_checks_inliers_against_the_truth() -> None:
     """Correct inliers are those within 3 px under the true homography; the corner error is the estimate's."""
     xy1 = np.array([[10.0, 10], [20, 20], [30, 30], [40, 40]])
-    xy2 = xy1 + [[0, 0], [0, 0], [10, 0], [0, 1]]  # under the identity: errors 0, 0, 10, 1
+    xy2 = xy1 + np.array([[0, 0], [0, 0], [10, 0], [0, 1]])  # under the identity: errors 0, 0, 10, 1
     shifted = np.array([[1.0, 0, 2], [0, 1, 0], [0, 0, 1]])  # every corner 2 px off
     result = SimpleNamespace(
         features1=Found(7, True),

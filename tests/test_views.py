@@ -171,7 +171,7 @@ def test_settings_table_flattens_a_record(tmp_path, monkeypatch) -> None:
     }
     table = views.settings_table(record, "recipe")
     assert list(table.columns) == ["recipe", "value"]
-    values = dict(zip(table.recipe, table.value))
+    values = dict(zip(table.recipe, table.value, strict=False))
     assert list(values) == [
         "source",
         "requested.pairs",

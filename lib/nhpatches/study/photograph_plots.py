@@ -43,7 +43,7 @@ def plot_regions(image: np.ndarray, keypoints: np.ndarray, magnification: float,
     fig, axis = plt.subplots(figsize=(7.5, 7.5 * height / width))
     axis.imshow(image, cmap="gray", vmin=0, vmax=255)
     colours = sns.color_palette("husl", len(outlines))
-    for number, (outline, keypoint, colour) in enumerate(zip(outlines, keypoints, colours), start=1):
+    for number, (outline, keypoint, colour) in enumerate(zip(outlines, keypoints, colours, strict=False), start=1):
         axis.plot(outline[:5, 0], outline[:5, 1], color=colour, linewidth=1.6)
         axis.plot([keypoint[0], outline[5, 0]], [keypoint[1], outline[5, 1]], color=colour, linewidth=1.2)
         axis.text(
@@ -72,7 +72,7 @@ def plot_drawings(drawings: Mapping[str, np.ndarray]) -> Figure:
     fig, axes = plt.subplots(
         len(drawings), 1, figsize=(width, len(drawings) * width * first.shape[0] / first.shape[1] + 0.4), squeeze=False
     )
-    for axis, (title, drawing) in zip(axes[:, 0], drawings.items()):
+    for axis, (title, drawing) in zip(axes[:, 0], drawings.items(), strict=False):
         axis.imshow(drawing[:, :, ::-1])
         axis.set_title(title, fontsize=10)
         axis.set_axis_off()
@@ -119,7 +119,7 @@ def plot_against_sigma(summary: pd.DataFrame, column: str, axis: Axes | None = N
 def plot_sigma_panels(summary: pd.DataFrame, title: str = "") -> Figure:
     """MMA@3 and homography accuracy at 3 px against sigma, side by side."""
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(11, 3.9))
-    for axis, column in zip(axes, MEASURES):
+    for axis, column in zip(axes, MEASURES, strict=False):
         plot_against_sigma(summary, column, axis)
     fig.suptitle(title)
     fig.tight_layout()

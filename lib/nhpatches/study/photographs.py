@@ -228,7 +228,7 @@ def _tolerance(tolerance: float) -> float:
 def descriptor_on_photographs(
     summary: pd.DataFrame, descriptor: str, references: Sequence[str], tolerance: float = 0.02
 ) -> str:
-    """Does the patch-level winner win on photographs: its MMA@3 above the best reference's at every sigma?
+    """Say whether the patch-level winner wins on photographs: MMA@3 above the best reference's at every sigma.
 
     The best reference is chosen per sigma; a lead of at most ``tolerance`` counts as level, not ahead.
     The homography accuracy at 3 px is given beside, without a verdict.
@@ -255,7 +255,7 @@ def descriptor_on_photographs(
 
 
 def denoising_first(summary: pd.DataFrame, pairs: Mapping[str, str], tolerance: float = 0.02) -> str:
-    """Does denoising the whole image first help: each denoised row above its twin on MMA@3 at every sigma > 0?
+    """Say whether denoising the whole image first helps: each denoised row above its twin on MMA@3 at every sigma > 0.
 
     ``pairs``: denoised row -> the same row without the denoiser. Homography accuracy at 3 px beside.
     """
