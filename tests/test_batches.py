@@ -118,7 +118,7 @@ def test_bad_sizes_are_rejected() -> None:
 @pytest.mark.parametrize("flip", [True, False, "hflip", "rot90"])
 def test_unknown_flip_modes_are_rejected(flip: object) -> None:
     """flip is one of FLIP_MODES (the old boolean is no longer accepted)."""
-    assert FLIP_MODES == ("none", "random", "rot180")
+    assert FLIP_MODES == ("none", "random", "rot180", "d4")
     with pytest.raises(ValueError, match="flip must be one of"):
         TripletBatches(make_bank(), 4, 1, flip=flip)
 

@@ -285,6 +285,14 @@ def test_shipped_files_match_their_manifest() -> None:
     assert any(line.startswith(f"epoch {shipped.epochs:3d}/{shipped.epochs}") for line in manifest["log"])
     check = manifest["export_check"]
     assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999, check
+    # the spec says what was trained (issue 18): symmetries, augmented data, Euclidean hardest negatives,
+    # fine-tuned from the first release at the image pipeline's region, on camera points
+    spec = manifest["descriptor"]["spec"]
+    assert (spec["flip"], spec["train_on"], spec["distance"]) == ("d4", "augmented", "euclidean")
+    assert manifest["recipe"]["init_sha256"] == shipped.init_sha256 and manifest["training_data"]["camera_points"] > 0
+    from nhpatches.pretrained.images import trained_magnification
+
+    assert trained_magnification() == manifest["recipe"]["magnification"] == shipped.camera.magnification
 
 
 # ----------------------------------------------------------------------------- hpatches-describe

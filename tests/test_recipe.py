@@ -98,7 +98,7 @@ def test_warmup_cosine_schedule() -> None:
     schedule = resumable.WarmupCosine(1e-3, 10, 40)
     rates = [schedule.value(step) for step in range(40)]
     np.testing.assert_allclose(rates[:10], 1e-3 * np.arange(1, 11) / 10)  # linear warm-up
-    assert rates[10] == pytest.approx(1e-3) and all(a >= b for a, b in itertools.pairwise(rates))
+    assert rates[10] == pytest.approx(1e-3) and all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert rates[-1] < 1e-5 and rates[25] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 15 / 30)))
     import keras
 
