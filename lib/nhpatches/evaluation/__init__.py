@@ -1,5 +1,7 @@
-"""Evaluation: the three HPatches tasks (``hpatches``), their shared kernels (``metrics``), result tables
-(``results``), descriptor files (``descriptor_io``) and denoising quality (``quality``).
+"""Evaluation: the three HPatches tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``),
+their shared kernels (``metrics``), the slow loop reference they are checked and timed against
+(``reference``), result tables (``results``), descriptor files (``descriptor_io``) and denoising
+quality (``quality``).
 
 The task API is re-exported here (``nhpatches.evaluation.evaluate``).
 """

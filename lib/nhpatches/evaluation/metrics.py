@@ -2,7 +2,8 @@
 
 AP follows ``HPATCHES_SPEC.md`` (ties broken as the official benchmark's stable sort); the
 distance kernels work in float32 blocks and decide near-ties with float64 direct distances, so
-rankings match the official code's. :mod:`nhpatches.evaluation.hpatches` runs the tasks on them.
+rankings match the official code's. The task modules (``verification``, ``matching``, ``retrieval``)
+run on them; :mod:`nhpatches.evaluation.hpatches` runs all three.
 """
 
 from __future__ import annotations
@@ -125,6 +126,16 @@ def type_index(image_ids: np.ndarray, noise: str) -> np.ndarray:
     return np.where(image_ids == 0, 0, image_ids + base)
 
 
+def prefix_masks(names: Sequence[str], seq_index: np.ndarray) -> dict[str, np.ndarray]:
+    """Row masks per subset prefix (``SUBSETS``) for rows with sequence indices ``seq_index``; empty subsets omitted.
+
+    Shape: ``(M,) -> {prefix: (M,) bool}``.
+    """
+    prefixed = {p: np.array([n.startswith(p) for n in names], dtype=bool) for p in SUBSETS}
+    masks = {p: flags[seq_index] for p, flags in prefixed.items()}
+    return {p: m for p, m in masks.items() if m.any()}
+
+
 def progress_bar(total: int, desc: str, progress: bool | None) -> Any:
     """A tqdm bar: shown if progress is True, or if None and stderr is a terminal."""
     import sys
@@ -204,20 +215,36 @@ def score_matrix(
     """
     if metric == "L1":
         return l1_scores(left, right)
-    left_norm = np.einsum("ij,ij->i", left, left)
+    left_aug, left_norm = augment_left(left, add_left_norm)
     right_aug = augment_right(right) if right_augmented is None else right_augmented
-    left_aug = np.empty((len(left), left.shape[1] + 2), np.float32)
-    np.multiply(left, np.float32(-2.0), out=left_aug[:, :-2])
-    left_aug[:, -2] = 1.0
-    left_aug[:, -1] = left_norm if add_left_norm else 0.0
     size = len(left) * len(right_aug)
     out = None
     if workspace is not None and workspace.size >= size:
         out = workspace[:size].reshape(len(left), len(right_aug))
     scores = np.matmul(left_aug, right_aug.T, out=out)
-    coef = (4.0 * left.shape[1] + 16.0) * _F32_UNIT
-    tol = coef * (left_norm.astype(np.float64) + float(right_aug[:, -2].max(initial=0.0))) * 1.01
-    return scores, tol
+    return scores, l2_tolerance(left_norm, right_aug, left.shape[1])
+
+
+def augment_left(left: np.ndarray, add_left_norm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[−2a, 1, ‖a‖²]`` (``‖a‖²`` left out, as 0, if not ``add_left_norm``) and the float32 ``‖a‖²``.
+
+    Shape: ``(C, D) -> (C, D+2), (C,)``.
+    """
+    left_norm = np.einsum("ij,ij->i", left, left)
+    left_aug = np.empty((len(left), left.shape[1] + 2), np.float32)
+    np.multiply(left, np.float32(-2.0), out=left_aug[:, :-2])
+    left_aug[:, -2] = 1.0
+    left_aug[:, -1] = left_norm if add_left_norm else 0.0
+    return left_aug, left_norm
+
+
+def l2_tolerance(left_norm: np.ndarray, right_aug: np.ndarray, dim: int) -> np.ndarray:
+    """Per-row bound on the float32 rounding error of the L2 scores of augment_left(·) @ right_aug.T.
+
+    Shape: ``(C,), (K, D+2) -> (C,)`` float64.
+    """
+    coef = (4.0 * dim + 16.0) * _F32_UNIT
+    return coef * (left_norm.astype(np.float64) + float(right_aug[:, -2].max(initial=0.0))) * 1.01
 
 
 def l1_scores(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
