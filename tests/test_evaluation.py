@@ -278,3 +278,19 @@ def test_verification_with_unequal_list_lengths() -> None:
     uneven = dataclasses.replace(tasks, verification=lists)
     fast = evaluate_verification(descriptors, uneven)
     assert_nested_close(fast["ap_imbalanced"], reference_verification(descriptors, uneven, "L2"))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_threads_do_not_change_results(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Matching and retrieval give the same numbers on 1 or 3 worker threads (each with its own workspace)."""
+    import contextlib
+
+    from nhpatches.evaluation import matching, retrieval
+
+    descriptors, tasks = random_dataset(9)
+    expected = evaluate(descriptors, tasks, progress=False)
+    for module in (matching, retrieval):
+        monkeypatch.setattr(module, "single_threaded_blas", lambda: contextlib.nullcontext(workers))
+    results = evaluate(descriptors, tasks, progress=False)
+    for task in ("matching", "retrieval"):
+        assert results[task] == expected[task]  # exactly: the blocks are independent

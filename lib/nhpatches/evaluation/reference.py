@@ -5,7 +5,8 @@ for clarity, not speed:
 
 * ``reference_ap`` is the official ``pr()``: a stable sort, cumulative tp / fp, precision and recall
   (with the 1e-10 guards), and the trapezoid under precision over recall;
-* verification computes one float64 distance per pair in a Python loop, then the AP of
+* verification computes one float64 distance per pair in a Python loop (``np.linalg.norm`` of the
+  difference), then the AP of
   [negatives, first 20 % of positives] per noise level and negative kind;
 * matching takes ``scipy.spatial.distance.cdist`` per image pair, ``argmin`` and ``min`` per row;
 * retrieval takes ``cdist`` from every query to every distractor, then one ``pr()`` per query, noise
@@ -49,10 +50,9 @@ def reference_ap(distances: Any, labels: Any, num_positives: int | None = None) 
     return float(_trapezoid(precision, recall))
 
 
-def reference_distance(a: np.ndarray, b: np.ndarray, metric: str = "L2") -> float:
-    """One pair's distance in float64. Shape: ``(D,), (D,) -> float``."""
-    diff = a.astype(np.float64) - b
-    return float(np.abs(diff).sum()) if metric == "L1" else float(np.linalg.norm(diff))
+def _norm(metric: str):
+    """The float64 norm of a difference vector: Euclidean (L2) or sum of absolute values (L1)."""
+    return (lambda diff: np.abs(diff).sum()) if metric == "L1" else np.linalg.norm
 
 
 def image_of(noise: str, image_id: int) -> int:
@@ -67,16 +67,16 @@ def reference_verification(
 
     Each list is [negatives, first ⌊0.2·N_pos⌋ positives] with labels built from the actual list lengths.
     """
-    metric = check_distance(metric)
+    norm = _norm(check_distance(metric))
     names, result = tasks.sequences, {}
     for noise in NOISE_LEVELS:
+        images = [image_of(noise, k) for k in range(NUM_TARGETS + 1)]
         dist = {
             kind: np.array(
                 [
-                    reference_distance(
-                        descriptors[names[s1]][image_of(noise, t1), i1],
-                        descriptors[names[s2]][image_of(noise, t2), i2],
-                        metric,
+                    norm(
+                        descriptors[names[s1]][images[t1], i1].astype(np.float64)
+                        - descriptors[names[s2]][images[t2], i2]
                     )
                     for s1, t1, i1, s2, t2, i2 in rows
                 ]

@@ -10,6 +10,7 @@ the product's rounding could flip is re-decided with the direct float64 distance
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,11 +28,13 @@ from nhpatches.evaluation.metrics import (
     check_distance,
     gather,
     indexed_distances,
+    map_blocks,
     pair_distances,
     prefix_masks,
     prepare_descriptors,
     progress_bar,
     score_matrix,
+    single_threaded_blas,
     to_score,
     upper_limit,
 )
@@ -147,23 +150,28 @@ def retrieval_ap(
     queries_ref, positives = _positive_distances(arrays, queries, metric)
     distractors_ref = gather(arrays, distractors[:, 0], np.zeros_like(distractors[:, 1]), distractors[:, 1])
     ap = np.empty((len(queries), len(NOISE_LEVELS), len(pools)))
-    workspace = np.empty(max(SCORE_BLOCK, len(distractors)), np.float32)
-    with progress_bar(len(queries), "retrieval", progress) as bar:
-        for seq in np.unique(queries[:, 0]):
-            members = np.flatnonzero(queries[:, 0] == seq)
-            kept = np.flatnonzero(distractors[:, 0] != seq)[: max(pools) - NUM_TARGETS]
-            num_distractors = np.minimum(np.array(pools) - NUM_TARGETS, len(kept))
-            bounds = np.unique(num_distractors)
-            slots = np.searchsorted(bounds, num_distractors)
-            pool_ref = distractors_ref[kept]
-            pool_augmented = augment_right(pool_ref) if metric == "L2" else None
-            step = max(1, SCORE_BLOCK // max(len(kept), 1))
-            for start in range(0, len(members), step):
-                chunk = members[start : start + step]
-                ap[chunk] = _retrieval_chunk(
-                    queries_ref[chunk], positives[chunk], pool_ref, pool_augmented, bounds, slots, metric, workspace
-                )
-                bar.update(len(chunk))
+    local = threading.local()
+
+    def one_sequence(seq: int) -> None:
+        if not hasattr(local, "workspace"):  # one per thread: fresh multi-MB arrays cost page faults
+            local.workspace = np.empty(max(SCORE_BLOCK, len(distractors)), np.float32)
+        members = np.flatnonzero(queries[:, 0] == seq)
+        kept = np.flatnonzero(distractors[:, 0] != seq)[: max(pools) - NUM_TARGETS]
+        num_distractors = np.minimum(np.array(pools) - NUM_TARGETS, len(kept))
+        bounds = np.unique(num_distractors)
+        slots = np.searchsorted(bounds, num_distractors)
+        pool_ref = distractors_ref[kept]
+        pool_augmented = augment_right(pool_ref) if metric == "L2" else None
+        step = max(1, SCORE_BLOCK // max(len(kept), 1))
+        for start in range(0, len(members), step):
+            chunk = members[start : start + step]
+            ap[chunk] = _retrieval_chunk(
+                queries_ref[chunk], positives[chunk], pool_ref, pool_augmented, bounds, slots, metric, local.workspace
+            )
+            bar.update(len(chunk))
+
+    with progress_bar(len(queries), "retrieval", progress) as bar, single_threaded_blas() as workers:
+        map_blocks(one_sequence, np.unique(queries[:, 0]), workers)
     return ap
 
 
