@@ -103,21 +103,17 @@ def verification_distances(
     order. Shape: ``{kind: (M, 6)} -> {noise: {kind: (M,) float64}}``.
     """
     sizes = np.array([a.shape[1] for a in arrays], dtype=np.int64)
-    groups: list[tuple[np.ndarray, list[str]]] = []
+    groups: list[tuple[np.ndarray, list[str]]] = []  # (left row keys, kinds sharing them)
     for kind, rows in lists.items():
         match = [g for g in groups if np.array_equal(lists[g[1][0]][:, :3], rows[:, :3])]
         if match:
             match[0][1].append(kind)
         else:
-            groups.append((np.argsort(_row_keys(sizes, *rows[:, :3].T), kind="stable"), [kind]))
-    keys = [
-        (
-            order,
-            _row_keys(sizes, *lists[kinds[0]][order, :3].T),
-            [_row_keys(sizes, *lists[k][order, 3:].T) for k in kinds],
-        )
-        for order, kinds in groups
-    ]
+            groups.append((_row_keys(sizes, *rows[:, :3].T), [kind]))
+    keys = []
+    for left, kinds in groups:
+        order = np.argsort(left)  # visits equal left rows together; the distances do not depend on the order
+        keys.append((order, left[order], [_row_keys(sizes, *lists[k][:, 3:].T)[order] for k in kinds]))
     table = np.empty((6 * int(sizes.sum()), arrays[0].shape[2]), np.float32)
     result: dict[str, dict[str, np.ndarray]] = {noise: {} for noise in NOISE_LEVELS}
     with progress_bar(len(NOISE_LEVELS) * len(lists), "verification", progress) as bar:
