@@ -3,8 +3,8 @@
 One process, one run: the model is built once, then batches of ``--batch`` uint8 patches go through
 
 * ``describe()``: the whole user call (input checks, 65 -> 32 px resize when given 65 px, the
-  networks, float32 rows), once through the backend's compiled function (the default, see
-  ``nhpatches.nets.inference``) and once through ``predict_on_batch`` (how describe() ran before);
+  networks, float32 rows), once through the backend's compiled (XLA) function and once through
+  ``predict_on_batch`` (``nhpatches.nets.inference.COMPILED_BACKENDS`` says which is the default);
 * the networks alone, on the same patches already as float32 (N, 32, 32, 1): the floor describe()
   can reach, through ``predict_on_batch`` and through the compiled function;
 * OpenCV SIFT through ``describe(pipeline="sift")`` (32 px and 65 px) and raw pixels.
@@ -49,11 +49,15 @@ def best_rates(calls: dict, count: int, repeats: int) -> tuple[dict[str, float],
 
 
 @contextlib.contextmanager
-def eager_inference():
-    """Context: networks run through predict_on_batch (as before compiled inference), whatever the backend."""
+def inference_mode(compiled: bool):
+    """Context: describe() runs its networks through the compiled function, or through predict_on_batch,
+    whatever the backend's default (``nhpatches.nets.inference.COMPILED_BACKENDS``)."""
+    import keras
+
     from nhpatches.nets import inference
 
-    saved, inference.COMPILED_BACKENDS = inference.COMPILED_BACKENDS, ()
+    saved = inference.COMPILED_BACKENDS
+    inference.COMPILED_BACKENDS = (keras.backend.backend(),) if compiled else ()
     try:
         yield
     finally:
@@ -89,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             if net is pipeline.denoiser:
                 x = np.clip(np.asarray(x), 0, 255).astype(np.uint8).astype(np.float32)
 
-    def describe_eager(array: np.ndarray) -> None:
-        with eager_inference():
+    def describe_in(compiled: bool, array: np.ndarray) -> None:
+        with inference_mode(compiled):
             nhpatches.describe(array, batch_size=args.batch)
 
     names = " + ".join(n.name for n in nets)
     calls = {
-        f"describe() {pipeline.name}, 32 px, compiled": lambda: nhpatches.describe(patches, batch_size=args.batch),
-        f"describe() {pipeline.name}, 32 px, predict_on_batch": lambda: describe_eager(patches),
-        f"describe() {pipeline.name}, 65 px, compiled": lambda: nhpatches.describe(native, batch_size=args.batch),
-        f"describe() {pipeline.name}, 65 px, predict_on_batch": lambda: describe_eager(native),
+        f"describe() {pipeline.name}, 32 px, compiled": lambda: describe_in(True, patches),
+        f"describe() {pipeline.name}, 32 px, predict_on_batch": lambda: describe_in(False, patches),
+        f"describe() {pipeline.name}, 65 px, compiled": lambda: describe_in(True, native),
+        f"describe() {pipeline.name}, 65 px, predict_on_batch": lambda: describe_in(False, native),
         f"networks alone ({names}), compiled": lambda: networks_alone(True),
         f"networks alone ({names}), predict_on_batch": lambda: networks_alone(False),
         "describe(pipeline='sift'), 32 px": lambda: nhpatches.describe(patches, pipeline="sift"),
@@ -120,7 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         "describe() 65 px": rows[keys[2]] / rows[keys[3]],
         "networks alone": rows[keys[4]] / rows[keys[5]],
     }
-    print("compiled / predict_on_batch: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in speedup.items()))
+    default = "compiled" if keras.backend.backend() in inference.COMPILED_BACKENDS else "predict_on_batch"
+    print(
+        "compiled / predict_on_batch: "
+        + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in speedup.items())
+        + f"; describe() uses {default} on {keras.backend.backend()} (nhpatches.nets.inference.COMPILED_BACKENDS)"
+    )
     overhead = rows[keys[4]] / rows[keys[0]] - 1
     print(
         f"describe() costs {overhead:+.1%} over its networks alone (32 px input, both compiled; target <= +10 %); "

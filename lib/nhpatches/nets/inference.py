@@ -1,19 +1,26 @@
 """Running trained networks on uint8 patches: denoise, then describe.
 
 The study, the release recipe and ``nhpatches.describe`` all go through these, so a pipeline
-gives the same numbers wherever it runs. Networks run batch by batch through one compiled
-function per model (:func:`compiled_runner`, cached for the model's lifetime):
+gives the same numbers wherever it runs. Networks run batch by batch, either through
+``Model.predict_on_batch`` or through one compiled function per model (:func:`compiled_runner`,
+cached for the model's lifetime):
 
 * TensorFlow: a ``tf.function(jit_compile=True)`` of the model's inference call (XLA);
 * JAX: a ``jax.jit`` of ``model.stateless_call`` with the current weights passed in (XLA);
-* PyTorch: ``Model.predict_on_batch`` (eager).
+* PyTorch: none (eager ``predict_on_batch``).
 
-Each compiled function is built for fixed batch shapes: every batch but the last has
+A compiled function is built for fixed batch shapes: every batch but the last has
 ``batch_size`` rows, and the last is zero-padded up to a power of two (at most ``batch_size``),
-so a model compiles at most ⌈log2(batch_size)⌉ + 2 shapes however many patches it is given, and a
-small call does not pay for a full batch. ``compiled=False`` runs ``Model.predict_on_batch``
-on the unpadded batches (the way every backend ran before; ``benchmarks/bench_describe.py`` times
-both). Compiled and eager outputs agree to float rounding (1e-5, tests/test_models.py).
+so a model compiles at most ⌈log2(batch_size)⌉ + 1 shapes however many patches and calls it is
+given (JAX's ``predict_on_batch`` compiles every new last-batch size), and a small call does not
+pay for a full batch. Compiled and eager outputs agree to float rounding (1e-5 of the output's
+scale, tests/test_inference.py).
+
+Which backends compile by default (``COMPILED_BACKENDS``) is decided by measurement
+(``benchmarks/bench_describe.py`` times both in one run). On a 2-core x86_64 (AVX-512) machine
+shared with other jobs, TensorFlow's XLA function ran the shipped descriptor at 0.87-0.91x
+predict_on_batch (oneDNN convolutions), so TensorFlow stays on predict_on_batch; JAX's ran at
+0.98-1.02x (both are XLA) and compiles a bounded set of shapes, so JAX uses it.
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ if TYPE_CHECKING:
 
 #: Patches per network call unless a caller says otherwise.
 DEFAULT_BATCH_SIZE = 1024
-#: Backends whose networks run through a compiled function by default (measured faster, bench_describe.py).
-COMPILED_BACKENDS: tuple[str, ...] = ("tensorflow", "jax")
+#: Backends whose networks run through a compiled function by default (by measurement: see the module doc).
+COMPILED_BACKENDS: tuple[str, ...] = ("jax",)
 
 Runner = Callable[[np.ndarray], np.ndarray]
 _RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
