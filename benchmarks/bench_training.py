@@ -156,8 +156,10 @@ def network_of(trainer: keras.Model) -> keras.Model:
 
 def matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of a (size x size) @ (size x size) float32 product, best of ``repeats`` after a warm-up:
-    through numpy, and through the backend's keras.ops.matmul (its result reduced to one number
-    before it is read, so the device-to-host copy does not count)."""
+    through numpy (its BLAS threads, and one BLAS thread when threadpoolctl is there: on cores shared
+    with other jobs, BLAS threads that wait for each other can be slower than one), and through the
+    backend's keras.ops.matmul (its result reduced to one number before it is read, so the
+    device-to-host copy does not count)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -166,6 +168,16 @@ def matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> dict[str, flo
         "numpy": lambda: a @ b,
         keras.backend.backend(): lambda: ops.convert_to_numpy(ops.sum(ops.matmul(x, y))),
     }
+    try:
+        from threadpoolctl import threadpool_limits
+
+        def one_thread() -> None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                a @ b
+
+        calls["numpy, 1 BLAS thread"] = one_thread
+    except ImportError:
+        pass
     rates = {}
     for name, call in calls.items():
         call()
