@@ -18,11 +18,21 @@ building each batch patch by patch in float64, triplets regenerated in Python ea
 the loss as a Lambda layer fitted with MAE against zeros, SGD 0.1) and prints the baseline's
 speed relative to it.
 
+Against the hardware: each model's FLOPs per training step come from its layer shapes
+(:mod:`nhpatches.nets.cost`: conv and dense MACs x 2 forward, the backward pass counted as 2x the
+forward, so a step is 3x the forward FLOPs of the patches it feeds; batch norm, activations and the
+loss are left out). Divided by the measured step time this gives the achieved GFLOP/s; the last
+lines give its share of the machine's peak: the best rate of a 2048 x 2048 x 2048 float32 matrix
+product timed in the same run (at its start and at its end, through numpy and through the backend's
+``keras.ops.matmul``; the best of the four). ``release`` is the shipped
+descriptor's training (``nhpatches.pretrained.recipe``: the HardNet network on pairs with the
+hardest-negative loss, batch 512 unless ``--batch``); it is not in the default model list.
+
 It ends with the time of one pipeline evaluation (all three HPatches tasks) at the
 profile's test-set scale, on random descriptors; `bench_evaluation.py` covers the full
 split-a scale against a reference-style loop. ``--json PATH`` writes every figure.
 
-    python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard] [--batch 50]
+    python benchmarks/bench_training.py [--steps 20] [--models unet dncnn baseline hard release] [--batch 50]
         [--profile cpu|gpu|smoke] [--sampler host|device] [--precision float32|bf16] [--reference] [--json F]
 """
 
@@ -47,7 +57,8 @@ from keras import ops
 from nhpatches import evaluation
 from nhpatches.core import config
 from nhpatches.data import tasks
-from nhpatches.nets import specs
+from nhpatches.nets import cost, specs
+from nhpatches.pretrained import recipe as release_recipe
 from nhpatches.train import training
 from nhpatches.train.accelerator import precision_policy, resolve_jit_compile
 from nhpatches.train.batches import (
@@ -66,7 +77,14 @@ MODELS = {
     "deep": specs.DESCRIPTORS["deep"],
     "hard": specs.DESCRIPTORS["hard"],
     "hardnet": specs.DESCRIPTORS["hardnet_flip"],
+    "release": release_recipe.descriptor_spec(),
 }
+#: Batch sizes that do not come from the profile: the release recipe's pairs per step.
+MODEL_BATCH = {"release": release_recipe.RECIPES["cpu"].batch_size}
+#: Models timed unless --models names others (release takes minutes per epoch on a small CPU).
+DEFAULT_MODELS = [name for name in MODELS if name != "release"]
+#: Side of the square float32 matrix product whose best rate stands for the machine's peak.
+PEAK_MATMUL_SIZE = 2048
 
 
 def synthetic_bank(points: int, seed: int = 0) -> PatchBank:
@@ -130,6 +148,48 @@ def time_device_sampler(trainer, batches: DeviceSteps, per_item: int, epochs: in
     probe.predict(DeviceSteps(calls, batches.batch_size), verbose=0)
     seconds = time.perf_counter() - start
     return calls * probe.repeat * batches.batch_size * per_item / seconds
+
+
+def network_of(trainer: keras.Model) -> keras.Model:
+    """The network a trainer trains: the shared descriptor inside a pair / triplet trainer, else the model itself."""
+    nested = [layer for layer in trainer.layers if isinstance(layer, keras.Model)]
+    return nested[0] if len(nested) == 1 else trainer
+
+
+def matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a (size x size) @ (size x size) float32 product, best of ``repeats`` after a warm-up:
+    through numpy (its BLAS threads, and one BLAS thread when threadpoolctl is there: on cores shared
+    with other jobs, BLAS threads that wait for each other can be slower than one), and through the
+    backend's keras.ops.matmul (its result reduced to one number before it is read, so the
+    device-to-host copy does not count)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    x, y = ops.convert_to_tensor(a), ops.convert_to_tensor(b)
+    calls = {
+        "numpy": lambda: a @ b,
+        keras.backend.backend(): lambda: ops.convert_to_numpy(ops.sum(ops.matmul(x, y))),
+    }
+    try:
+        from threadpoolctl import threadpool_limits
+
+        def one_thread() -> None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                a @ b
+
+        calls["numpy, 1 BLAS thread"] = one_thread
+    except ImportError:
+        pass
+    rates = {}
+    for name, call in calls.items():
+        call()
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            best = min(best, time.perf_counter() - start)
+        rates[name] = 2 * size**3 / best / 1e9
+    return rates
 
 
 def time_pipeline(batches, epochs: int) -> float:
@@ -287,8 +347,10 @@ def main() -> None:
     parser.add_argument(
         "--profile", default="cpu", help="batch sizes, sampler, precision and jit come from this profile"
     )
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--batch", type=int, default=None, help="batch size for every model (default: the profile's)")
+    parser.add_argument("--models", nargs="*", default=DEFAULT_MODELS, choices=list(MODELS))
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch size for every model (default: the profile's; release: 512)"
+    )
     parser.add_argument("--sampler", choices=("host", "device"), default=None, help="override the profile's sampler")
     parser.add_argument("--precision", choices=("float32", "bf16"), default=None, help="override the profile's")
     parser.add_argument("--jit", choices=("true", "false", "auto"), default=None, help="override the profile's")
@@ -316,7 +378,15 @@ def main() -> None:
         f"backend {keras.backend.backend()}, profile {profile.name}, sampler {sampler_kind}, precision {precision}, "
         f"jit {profile.jit_compile}, {args.steps} steps x {args.epochs} epochs"
     )
-    print(f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'sampler patches/s':>19}{'ratio':>9}")
+    peaks = matmul_peak()
+    print(
+        f"peak: float32 matmul {PEAK_MATMUL_SIZE}^3, best of 5: "
+        + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in peaks.items())
+    )
+    print(
+        f"{'model':<10}{'batch':>7}{'patches/s':>12}{'step ms':>10}{'GFLOP/step':>12}{'GFLOP/s':>9}"
+        f"{'sampler patches/s':>19}{'ratio':>9}"
+    )
     rows = []
     result = {
         "backend": keras.backend.backend(),
@@ -326,6 +396,8 @@ def main() -> None:
         "steps": args.steps,
         "epochs": args.epochs,
         "models": rows,
+        "peak_gflops": peaks,
+        "flops_convention": "conv/dense MACs x 2 forward; training step = 3 x forward (backward = 2 x forward)",
     }
 
     def write(result: dict) -> None:
@@ -334,7 +406,9 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 
     for name in args.models:
-        model, batches, per_item = make_data(MODELS[name], bank, profile, args.steps, args.batch)
+        model, batches, per_item = make_data(
+            MODELS[name], bank, profile, args.steps, args.batch or MODEL_BATCH.get(name)
+        )
         model.fit(batches, epochs=1, verbose=0)  # warm-up: graph compilation
         start = time.perf_counter()
         model.fit(batches, epochs=args.epochs, verbose=0)
@@ -348,18 +422,23 @@ def main() -> None:
         else:
             sampler_rate = fed / time_pipeline(batches, args.epochs)
         rate = fed / seconds
+        step_flops = cost.training_step_flops(network_of(model), batches.batch_size * per_item)
+        achieved = step_flops * steps / seconds / 1e9
         rows.append(
             {
                 "model": name,
                 "batch": batches.batch_size,
                 "patches_per_s": rate,
                 "step_ms": 1000 * seconds / steps,
+                "gflop_per_step": step_flops / 1e9,
+                "gflops": achieved,
                 "sampler_patches_per_s": sampler_rate,
                 "sampler_ratio": sampler_rate / rate,
             }
         )
         print(
             f"{name:<10}{batches.batch_size:>7}{rate:>12.0f}{1000 * seconds / steps:>10.1f}"
+            f"{step_flops / 1e9:>12.1f}{achieved:>9.1f}"
             f"{sampler_rate:>19.0f}{sampler_rate / rate:>8.0f}x",
             flush=True,
         )
@@ -386,12 +465,40 @@ def main() -> None:
         batch = args.batch or profile.batch_size
         reference = time_reference(bank, args.steps, args.epochs, batch)
         ours = next((row["patches_per_s"] for row in rows if row["model"] == "baseline"), None)
-        result["reference"] = {"batch": batch, "patches_per_s": reference, "baseline_patches_per_s": ours}
-        line = f"coursework reference loop (baseline descriptor, batch {batch}): {reference:.0f} patches/s"
+        gflops = reference * cost.TRAINING_STEP_FACTOR * cost.forward_flops(network_of(reference_trainer())) / 1e9
+        result["reference"] = {
+            "batch": batch,
+            "patches_per_s": reference,
+            "gflops": gflops,
+            "baseline_patches_per_s": ours,
+        }
+        line = (
+            f"coursework reference loop (baseline descriptor, batch {batch}): {reference:.0f} patches/s, "
+            f"{gflops:.1f} GFLOP/s"
+        )
         if ours is not None:
             result["reference"]["baseline_over_reference"] = ours / reference
             line += f"; baseline here {ours:.0f} patches/s = {ours / reference:.2f}x the reference"
         print(line)
+    peaks_end = matmul_peak()
+    result["peak_gflops_end"] = peaks_end
+    print(
+        "peak again at the end: "
+        + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in peaks_end.items())
+        + " (a drop means other work shared the cores during the run)"
+    )
+    best_name, peak = max(((n, r) for p in (peaks, peaks_end) for n, r in p.items()), key=lambda item: item[1])
+    result["peak"] = {"gflops": peak, "through": best_name}
+    shares = {row["model"]: row["gflops"] for row in rows}
+    if "reference" in result:
+        shares["coursework reference"] = result["reference"]["gflops"]
+    print(
+        f"against the hardware (peak {peak:.0f} GFLOP/s: the best {PEAK_MATMUL_SIZE}^3 float32 matmul of the run, "
+        f"through {best_name}): "
+        + ", ".join(f"{name} {gflops:.1f} GFLOP/s = {gflops / peak:.0%}" for name, gflops in shares.items())
+    )
+    for row in rows:
+        row["share_of_peak"] = row["gflops"] / peak
     if not args.no_evaluation:
         seconds, counts = time_evaluation(profile)
         result["evaluation_seconds"] = seconds

@@ -1,18 +1,16 @@
-"""HPatches evaluation: the conformance fixture, AP cases, and an independent loop reference."""
+"""HPatches evaluation: the conformance fixture, AP cases, and the loop reference (nhpatches.evaluation.reference)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from nhpatches import evaluation
-from nhpatches.core.config import IMAGE_TYPES, NOISE_LEVELS
 from nhpatches.data.tasks import TaskSet, generate_tasks, load_tasks
 from nhpatches.evaluation import (
     average_precision,
@@ -26,6 +24,14 @@ from nhpatches.evaluation import (
     results_to_frame,
 )
 from nhpatches.evaluation.descriptor_io import read_descriptor_dir
+from nhpatches.evaluation.reference import (
+    reference_ap,
+    reference_matching,
+    reference_nearest,
+    reference_retrieval,
+    reference_verification,
+    retrieval_table,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hpatches_eval"
 TOLERANCE = 1e-6
@@ -114,91 +120,10 @@ def test_average_precision_rejects_bad_input(distances: list, labels: list, num_
 
 
 # ----------------------------------------------------------------------------- loop reference
-def reference_ap(distances: Sequence[float], labels: Sequence[int], num_positives: int | None = None) -> float:
-    """Official pr(): stable sort, cumulative tp/fp, precision/recall, trapezoid."""
-    labels = np.asarray(labels, dtype=float)
-    positives = labels.sum() if num_positives is None else num_positives
-    ranked = labels[np.argsort(np.asarray(distances), kind="mergesort")]
-    tp = np.concatenate([[0], np.cumsum(ranked == 1)])
-    fp = np.concatenate([[0], np.cumsum(ranked == 0)])
-    precision = np.maximum(tp, 1e-10) / np.maximum(tp + fp, 1e-10)
-    return float(np.trapezoid(precision, tp / max(positives, 1e-10)))
-
-
-def reference_distance(a: np.ndarray, b: np.ndarray, metric: str) -> float:
-    """One pair, float64."""
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    return float(np.abs(diff).sum()) if metric == "L1" else float(np.sqrt((diff * diff).sum()))
-
-
-def image_of(noise: str, image_id: int) -> int:
-    """Task image id 0..5 to an IMAGE_TYPES position."""
-    return 0 if image_id == 0 else IMAGE_TYPES.index(f"{noise}{image_id}")
-
-
-def reference_verification(descriptors: Mapping[str, np.ndarray], tasks: TaskSet, metric: str) -> dict:
-    """Per-pair loop; list = [negatives, first 20% positives], labels built per list."""
-    names, result = tasks.sequences, {}
-    for noise in NOISE_LEVELS:
-        dist = {
-            kind: [
-                reference_distance(
-                    descriptors[names[s1]][image_of(noise, t1), i1],
-                    descriptors[names[s2]][image_of(noise, t2), i2],
-                    metric,
-                )
-                for s1, t1, i1, s2, t2, i2 in rows
-            ]
-            for kind, rows in tasks.verification.items()
-        }
-        used = int(len(dist["pos"]) * 0.2)
-        result[noise] = {
-            kind: reference_ap(dist[kind] + dist["pos"][:used], [0] * len(dist[kind]) + [1] * used)
-            for kind in ("inter", "intra")
-        }
-    return result
-
-
-def reference_matching(descriptors: Mapping[str, np.ndarray], names: Sequence[str], metric: str) -> dict:
-    """Per ref patch: scan all targets, first minimum wins; AP with P = N."""
-    result = {}
-    for name in names:
-        array = descriptors[name]
-        result[name] = {noise: [] for noise in NOISE_LEVELS}
-        for noise in NOISE_LEVELS:
-            for k in range(1, 6):
-                target = array[IMAGE_TYPES.index(f"{noise}{k}")]
-                best = [
-                    min(range(len(target)), key=lambda j: (reference_distance(r, target[j], metric), j))
-                    for r in array[0]
-                ]
-                dist = [reference_distance(r, target[j], metric) for r, j in zip(array[0], best, strict=True)]
-                labels = [int(j == i) for i, j in enumerate(best)]
-                result[name][noise].append(reference_ap(dist, labels, len(best)))
-    return result
-
-
-def reference_retrieval(
-    descriptors: Mapping[str, np.ndarray], tasks: TaskSet, metric: str, pools: Sequence[int]
-) -> dict:
-    """Per query: [5 positives, other-sequence distractors in file order], AP of each pool prefix."""
-    names = tasks.sequences
-    table = np.zeros((len(tasks.queries), 3, len(pools)))
-    for q, (s, i) in enumerate(tasks.queries):
-        query = descriptors[names[s]][0, i]
-        others = [
-            reference_distance(query, descriptors[names[ds]][0, di], metric) for ds, di in tasks.distractors if ds != s
-        ]
-        for a, noise in enumerate(NOISE_LEVELS):
-            positives = [
-                reference_distance(query, descriptors[names[s]][IMAGE_TYPES.index(f"{noise}{k}"), i], metric)
-                for k in range(1, 6)
-            ]
-            labels = [1] * 5 + [0] * len(others)
-            for p, pool in enumerate(pools):
-                table[q, a, p] = reference_ap((positives + others)[:pool], labels[:pool])
-    mean = table.mean(axis=0)
-    return {noise: {str(k): mean[a, p] for p, k in enumerate(pools)} for a, noise in enumerate(NOISE_LEVELS)}
+@pytest.mark.parametrize("case", json.loads((FIXTURE / "ap_cases.json").read_text()), ids=lambda c: c["name"])
+def test_reference_ap_reproduces_ap_cases(case: dict[str, Any]) -> None:
+    """The reference loops' pr() gives every ap_cases.json AP (so the loops are checked, not only used)."""
+    assert reference_ap(case["distances"], case["labels"], case["numpos"]) == pytest.approx(case["ap"], abs=TOLERANCE)
 
 
 # ----------------------------------------------------------------------------- random datasets
@@ -247,7 +172,8 @@ def test_retrieval_matches_loop_reference(metric: str) -> None:
     pools = (5, 6, 40, 100, 117, 500)
     assert min(np.sum(tasks.distractors[:, 0] != s) for s in range(5)) + 5 > 100
     fast = evaluate_retrieval(descriptors, tasks, distance=metric, pool_sizes=pools)
-    assert_nested_close(fast["ap_per_noise_pool"], reference_retrieval(descriptors, tasks, metric, pools))
+    reference = retrieval_table(reference_retrieval(descriptors, tasks, metric, pools), pools)
+    assert_nested_close(fast["ap_per_noise_pool"], reference)
     assert fast["ap_per_noise_pool"]["e"]["100"] != fast["ap_per_noise_pool"]["e"]["500"]
 
 
@@ -259,9 +185,7 @@ def test_all_equal_descriptors_follow_tie_orders() -> None:
     results = evaluate(flat, small, progress=False)
     assert_nested_close(results["verification"]["ap_imbalanced"], reference_verification(flat, small, "L2"))
     assert_nested_close(results["matching"]["ap_per_seq"], reference_matching(flat, small.sequences, "L2"))
-    assert_nested_close(
-        results["retrieval"]["ap_per_noise_pool"], reference_retrieval(flat, small, "L2", evaluation.POOL_SIZES)
-    )
+    assert_nested_close(results["retrieval"]["ap_per_noise_pool"], retrieval_table(reference_retrieval(flat, small)))
     assert results["retrieval"]["mAP"] == pytest.approx(1.0)
 
 
@@ -274,8 +198,7 @@ def test_nearest_neighbour_exact_below_float32_resolution() -> None:
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
     target[0::2, 1] = np.nextafter(target[0::2, 1], np.float32(np.inf))
     nearest, distance = metrics.nearest_neighbours(reference, target, "L2")
-    brute = [min(range(len(target)), key=lambda j: (reference_distance(r, target[j], "L2"), j)) for r in reference]
-    np.testing.assert_array_equal(nearest, brute)
+    np.testing.assert_array_equal(nearest, reference_nearest(reference, target, "L2")[0])
     assert np.all(distance > 0)
 
 
@@ -343,7 +266,7 @@ def test_subset_breakdowns_match_restricted_reference(prefix: str) -> None:
     verification = reference_verification(descriptors, subset, "L2")
     expected = np.mean([value for v in verification.values() for value in v.values()])
     assert results["verification"]["ap_per_prefix"][prefix] == pytest.approx(expected, abs=1e-9)
-    retrieval = reference_retrieval(descriptors, subset, "L2", evaluation.POOL_SIZES)
+    retrieval = retrieval_table(reference_retrieval(descriptors, subset, "L2"))
     expected = np.mean([value for v in retrieval.values() for value in v.values()])
     assert results["retrieval"]["ap_per_prefix"][prefix] == pytest.approx(expected, abs=1e-9)
 
@@ -355,3 +278,19 @@ def test_verification_with_unequal_list_lengths() -> None:
     uneven = dataclasses.replace(tasks, verification=lists)
     fast = evaluate_verification(descriptors, uneven)
     assert_nested_close(fast["ap_imbalanced"], reference_verification(descriptors, uneven, "L2"))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_threads_do_not_change_results(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Matching and retrieval give the same numbers on 1 or 3 worker threads (each with its own workspace)."""
+    import contextlib
+
+    from nhpatches.evaluation import matching, retrieval
+
+    descriptors, tasks = random_dataset(9)
+    expected = evaluate(descriptors, tasks, progress=False)
+    for module in (matching, retrieval):
+        monkeypatch.setattr(module, "single_threaded_blas", lambda: contextlib.nullcontext(workers))
+    results = evaluate(descriptors, tasks, progress=False)
+    for task in ("matching", "retrieval"):
+        assert results[task] == expected[task]  # exactly: the blocks are independent

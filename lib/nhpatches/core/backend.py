@@ -7,10 +7,12 @@ alone imports no backend, and the first use of one does not print TensorFlow's C
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -39,19 +41,27 @@ def quiet_tensorflow() -> None:
     # 3: TensorFlow's C++ logs off, errors included (e.g. "oneDNN supports DT_INT32 only on platforms
     # with AVX-512", a notice); Python exceptions are unaffected. An explicit setting is kept.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    descriptors: tuple[int, int] | None  # (saved stderr, /dev/null)
-    try:
-        descriptors = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:  # no usable stderr descriptor: import without silencing
-        descriptors = None
-    try:
-        if descriptors is not None:
-            sys.stderr.flush()
-            os.dup2(descriptors[1], 2)
+    with silenced_stderr():
         importlib.import_module("tensorflow")
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null for the block: C++ libraries' log lines (TensorFlow's import,
+    XLA's first compilation: "Compiled cluster using XLA!") do not reach the terminal or notebook.
+
+    Python exceptions still raise as usual; without a usable descriptor 2 nothing is silenced.
+    """
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable stderr descriptor: run unsilenced
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
     finally:
-        if descriptors is not None:
-            saved, devnull = descriptors
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,8 +1,10 @@
-"""Evaluation: the three HPatches tasks, descriptor files and denoising quality.
+"""Evaluation: the three HPatches tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``),
+their shared kernels (``metrics``), the slow loop reference they are checked and timed against
+(``reference``), result tables (``results``), descriptor files (``descriptor_io``) and denoising
+quality (``quality``).
 
-The tasks are in ``hpatches``, their shared kernels in ``metrics``, result tables in ``results``,
-descriptor files in ``descriptor_io``, denoising quality in ``quality``, the scores of one sequence
-against others in ``focus`` and image matching with ground-truth homographies in ``image_matching``.
+The scores of one sequence against others are in ``focus``, and image matching with ground-truth
+homographies in ``image_matching``.
 
 The task API is re-exported here (``nhpatches.evaluation.evaluate``, the library entry of
 ``hpatches-eval``): descriptors of every test sequence, shape (16, N, D) in IMAGE_TYPES order,
