@@ -32,9 +32,11 @@ WORMHOLE = ROOT / "tests" / "fixtures" / "hpatches-sample" / "v_wormhole"
 
 
 def best_rates(calls: dict, count: int, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Patches per second of each ``call()`` (count patches each), best of ``repeats``, and the seconds of
-    each first, untimed call. The timed calls are interleaved (one of each per round), so a load
-    that comes and goes on a shared machine touches every row alike."""
+    """Patches per second of each ``call()`` (count patches each), best of ``repeats``.
+
+    Also the seconds of each first, untimed call. The timed calls are interleaved (one of each per round), so a load
+    that comes and goes on a shared machine touches every row alike.
+    """
     first, times = {}, {name: [] for name in calls}
     for name, call in calls.items():
         start = time.perf_counter()
@@ -50,8 +52,10 @@ def best_rates(calls: dict, count: int, repeats: int) -> tuple[dict[str, float],
 
 @contextlib.contextmanager
 def inference_mode(compiled: bool):
-    """Context: describe() runs its networks through the compiled function, or through predict_on_batch,
-    whatever the backend's default (``nhpatches.nets.inference.COMPILED_BACKENDS``)."""
+    """Context: describe() runs its networks through the compiled function, or through predict_on_batch.
+
+    Whichever is the backend's default (``nhpatches.nets.inference.COMPILED_BACKENDS``).
+    """
     import keras
 
     from nhpatches.nets import inference
@@ -65,6 +69,7 @@ def inference_mode(compiled: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, time every row and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1000, help="patches per call")
     parser.add_argument("--repeats", type=int, default=5)

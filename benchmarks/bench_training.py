@@ -157,11 +157,13 @@ def network_of(trainer: keras.Model) -> keras.Model:
 
 
 def matmul_peak(size: int = PEAK_MATMUL_SIZE, repeats: int = 5) -> dict[str, float]:
-    """GFLOP/s of a (size x size) @ (size x size) float32 product, best of ``repeats`` after a warm-up:
-    through numpy (its BLAS threads, and one BLAS thread when threadpoolctl is there: on cores shared
+    """GFLOP/s of a (size x size) @ (size x size) float32 product, best of ``repeats`` after a warm-up.
+
+    Measured through numpy (its BLAS threads, and one BLAS thread when threadpoolctl is there: on cores shared
     with other jobs, BLAS threads that wait for each other can be slower than one), and through the
     backend's keras.ops.matmul (its result reduced to one number before it is read, so the
-    device-to-host copy does not count)."""
+    device-to-host copy does not count).
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)

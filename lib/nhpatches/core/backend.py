@@ -47,8 +47,10 @@ def quiet_tensorflow() -> None:
 
 @contextlib.contextmanager
 def silenced_stderr() -> Iterator[None]:
-    """File descriptor 2 sent to /dev/null for the block: C++ libraries' log lines (TensorFlow's import,
-    XLA's first compilation: "Compiled cluster using XLA!") do not reach the terminal or notebook.
+    """Send file descriptor 2 to /dev/null for the block.
+
+    C++ libraries' log lines (TensorFlow's import, XLA's first compilation: "Compiled cluster using
+    XLA!") then do not reach the terminal or notebook.
 
     Python exceptions still raise as usual; without a usable descriptor 2 nothing is silenced.
     """

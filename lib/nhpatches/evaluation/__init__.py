@@ -1,5 +1,6 @@
-"""Evaluation: the three HPatches tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``),
-their shared kernels (``metrics``), the slow loop reference they are checked and timed against
+"""Evaluation: the three HPatches tasks, their kernels, result tables, descriptor files and image matching.
+
+The three tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``), their shared kernels (``metrics``), the slow loop reference they are checked and timed against
 (``reference``), result tables (``results``), descriptor files (``descriptor_io``) and denoising
 quality (``quality``).
 

@@ -105,7 +105,7 @@ def matching_results(
         return aps
 
     with progress_bar(len(sequences), "matching", progress) as bar, single_threaded_blas() as workers:
-        per_seq = dict(zip(sequences, map_blocks(one_sequence, arrays, workers)))
+        per_seq = dict(zip(sequences, map_blocks(one_sequence, arrays, workers), strict=False))
     table = np.array([[per_seq[name][noise] for noise in NOISE_LEVELS] for name in sequences])
     result: dict[str, Any] = {"ap_per_seq": per_seq}
     result["ap_per_noise"] = {noise: float(table[:, i].mean()) for i, noise in enumerate(NOISE_LEVELS)}

@@ -145,8 +145,10 @@ def progress_bar(total: int, desc: str, progress: bool | None) -> Any:
 # ----------------------------------------------------------------------------- threads
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[int]:
-    """How many worker threads to run independent blocks on inside the block: NUM_THREADS, with BLAS
-    held to one thread each (threadpoolctl), or 1 where threadpoolctl is missing (BLAS keeps its own).
+    """How many worker threads to run independent blocks on inside the block.
+
+    NUM_THREADS, with BLAS held to one thread each (threadpoolctl), or 1 where threadpoolctl is missing
+    (BLAS keeps its own).
 
     A multi-threaded BLAS call (OpenBLAS: one thread per core) waits for all its threads at every call
     and spins them between calls; on a shared machine, where other processes hold the cores, that costs

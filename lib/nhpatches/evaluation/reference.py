@@ -32,7 +32,7 @@ from nhpatches.evaluation.metrics import NUM_TARGETS, POOL_SIZES, check_distance
 
 #: scipy's names of the supported distances.
 CDIST_METRICS: dict[str, str] = {"L2": "euclidean", "L1": "cityblock"}
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+_trapezoid = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009  (numpy < 2 has only trapz)
 
 
 def reference_ap(distances: Any, labels: Any, num_positives: int | None = None) -> float:

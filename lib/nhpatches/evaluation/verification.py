@@ -70,7 +70,7 @@ def _distances_by_keys(
         m = stop - start
         np.take(table, left[start:stop], axis=0, out=gathered[:m])
         np.copyto(left64[:m], gathered[:m])
-        for right, out in zip(rights, outs):
+        for right, out in zip(rights, outs, strict=False):
             np.take(table, right[start:stop], axis=0, out=gathered[:m])
             np.subtract(left64[:m], gathered[:m], out=diff[:m])
             if metric == "L1":
@@ -119,10 +119,10 @@ def verification_distances(
     with progress_bar(len(NOISE_LEVELS) * len(lists), "verification", progress) as bar:
         for noise in NOISE_LEVELS:
             _fill_noise_table(arrays, noise, table)
-            for (order, left, rights), (_, kinds) in zip(keys, groups):
+            for (order, left, rights), (_, kinds) in zip(keys, groups, strict=False):
                 sorted_out = [np.empty(len(order)) for _ in kinds]
                 _parallel_distances(table, left, rights, metric, sorted_out)
-                for kind, values in zip(kinds, sorted_out):
+                for kind, values in zip(kinds, sorted_out, strict=False):
                     result[noise][kind] = np.empty_like(values)
                     result[noise][kind][order] = values
                 bar.update(len(kinds))
@@ -200,7 +200,7 @@ def verification_results(
     with ThreadPoolExecutor(NUM_THREADS) as pool:
         done = list(pool.map(lambda noise: _noise_tables(distances[noise], masks, subsets), NOISE_LEVELS))
     tables: dict[str, dict[str, Any]] = {}
-    for noise, per_subset in zip(NOISE_LEVELS, done):
+    for noise, per_subset in zip(NOISE_LEVELS, done, strict=False):
         for subset, (ap, auc) in per_subset.items():
             table = tables.setdefault(subset, {"ap_imbalanced": {}, "auc_balanced": {}})
             table["ap_imbalanced"][noise], table["auc_balanced"][noise] = ap, auc

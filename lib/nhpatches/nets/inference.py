@@ -56,7 +56,9 @@ def _tensorflow_runner(model: keras.Model) -> Runner:
 
     @tf.function(jit_compile=True, reduce_retracing=False)
     def infer(batch):
-        return owner()(batch, training=False)
+        net = owner()
+        assert net is not None, "the model of a cached runner was deleted"
+        return net(batch, training=False)
 
     return _quiet_first_calls(lambda batch: infer(tf.constant(batch)).numpy())
 
@@ -69,10 +71,13 @@ def _jax_runner(model: keras.Model) -> Runner:
 
     @jax.jit
     def infer(trainable, non_trainable, batch):
-        return owner().stateless_call(trainable, non_trainable, batch, training=False)[0]
+        net = owner()
+        assert net is not None, "the model of a cached runner was deleted"
+        return net.stateless_call(trainable, non_trainable, batch, training=False)[0]
 
     def run(batch: np.ndarray) -> np.ndarray:
         net = owner()
+        assert net is not None, "the model of a cached runner was deleted"
         trainable = [v.value for v in net.trainable_variables]
         non_trainable = [v.value for v in net.non_trainable_variables]
         return np.asarray(infer(trainable, non_trainable, batch))
@@ -81,8 +86,10 @@ def _jax_runner(model: keras.Model) -> Runner:
 
 
 def _quiet_first_calls(run: Runner) -> Runner:
-    """``run`` with descriptor 2 silenced during the first call of each batch shape (its compilation:
-    XLA writes C++ log lines such as "Compiled cluster using XLA!" straight to stderr)."""
+    """``run`` with descriptor 2 silenced during the first call of each batch shape.
+
+    That call compiles: XLA writes C++ log lines such as "Compiled cluster using XLA!" straight to stderr.
+    """
     seen: set[tuple[int, ...]] = set()
 
     def call(batch: np.ndarray) -> np.ndarray:
