@@ -263,36 +263,53 @@ def test_checksum_mismatch_and_missing_files_are_explained(random_export, tmp_pa
     assert "nowhere" in str(info.value)
 
 
-def test_shipped_files_match_their_manifest() -> None:
-    """The package ships one weights file of at most 5 MB whose sha256 is the manifest's, from one full
-    run of the release recipe: its recipe, every epoch's validation score and its log are recorded, the
-    exported epoch is the one with the best validation score, and no photo gives both training and
-    validation sequences."""
-    from nhpatches.pretrained import recipe
-
-    folder = pretrained.pretrained_dir()
+def _check_shipped_export(folder) -> dict:
+    """One weights file of at most 5 MB whose sha256 is the manifest's, the run's record, the best epoch."""
     manifest = pretrained.read_manifest(folder / pretrained.MANIFEST_NAME)
     weights = pretrained.verified_weights_path(folder / pretrained.MANIFEST_NAME, manifest)
     assert weights.stat().st_size <= 5 * 1024 * 1024 and manifest["weights_bytes"] == weights.stat().st_size
     assert sorted(path.name for path in folder.iterdir()) == [pretrained.MANIFEST_NAME, pretrained.WEIGHTS_NAME]
     for key in ("training_data", "machine", "wall_seconds", "backend", "keras_version", "created", "export_check"):
         assert key in manifest, key
+    assert_exported_epoch_is_the_best(manifest)
+    assert_train_and_validation_photos_are_disjoint(manifest)
+    check = manifest["export_check"]
+    assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999, check
+    return manifest
+
+
+def test_shipped_patch_descriptor_is_the_base_recipes() -> None:
+    """describe()'s export: one full run of the ``base`` recipe (36 epochs, patch pairs only, HPatches' region),
+    trained before the training stacks were merged (commit 756503d), so its recipe record predates the camera
+    settings: every setting it does record is the base recipe's."""
+    from nhpatches.pretrained import recipe
+
+    manifest = _check_shipped_export(pretrained.pretrained_dir())
+    base = recipe.recipe_json(recipe.RECIPES["base"])
+    recorded = {key: value for key, value in manifest["recipe"].items() if key != "profile"}
+    assert recorded and {key: base[key] for key in recorded} == recorded
+    assert [row["epoch"] for row in manifest["validation_curve"]] == list(range(1, recipe.RECIPES["base"].epochs + 1))
+    assert manifest["name"] == f"none+{recipe.RELEASE_DESCRIPTOR}"
+    assert (
+        pretrained.sha256_of(pretrained.pretrained_dir() / pretrained.WEIGHTS_NAME) == recipe.RECIPES["cpu"].init_sha256
+    )
+
+
+def test_shipped_photographs_descriptor_is_the_cpu_recipes() -> None:
+    """detect_and_describe()'s export: one full run of the ``cpu`` recipe, fine-tuned from describe()'s export
+    on patch and camera pairs; its spec says what was trained (issue 18); the image pipeline cuts at its region."""
+    from nhpatches.pretrained import recipe
+    from nhpatches.pretrained.images import trained_magnification
+
+    manifest = _check_shipped_export(pretrained.photographs_dir())
     shipped = recipe.RECIPES["cpu"]
     assert manifest["name"] == f"none+{recipe.RELEASE_DESCRIPTOR}" and manifest["recipe"] == recipe.recipe_json(shipped)
     assert [row["epoch"] for row in manifest["validation_curve"]] == list(range(1, shipped.epochs + 1))
-    assert_exported_epoch_is_the_best(manifest)
-    assert_train_and_validation_photos_are_disjoint(manifest)
     assert any(line.startswith(f"epoch {shipped.epochs:3d}/{shipped.epochs}") for line in manifest["log"])
-    check = manifest["export_check"]
-    assert check["max_abs_diff"] <= 2e-3 and check["min_cosine"] >= 0.9999, check
-    # the spec says what was trained (issue 18): symmetries, augmented data, Euclidean hardest negatives,
-    # fine-tuned from the first release at the image pipeline's region, on camera points
     spec = manifest["descriptor"]["spec"]
     assert (spec["flip"], spec["train_on"], spec["distance"]) == ("d4", "augmented", "euclidean")
-    assert manifest["recipe"]["init_sha256"] == shipped.init_sha256 and manifest["training_data"]["camera_points"] > 0
-    from nhpatches.pretrained.images import trained_magnification
-
-    assert trained_magnification() == manifest["recipe"]["magnification"] == shipped.camera.magnification
+    assert manifest["training_data"]["camera_points"] > 0
+    assert trained_magnification() == manifest["recipe"]["magnification"] == shipped.camera.magnification == 8.0
 
 
 # ----------------------------------------------------------------------------- hpatches-describe

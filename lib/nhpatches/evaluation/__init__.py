@@ -1,8 +1,8 @@
 """Evaluation: the three HPatches tasks, their kernels, result tables, descriptor files and image matching.
 
-The three tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``), their shared kernels (``metrics``), the slow loop reference they are checked and timed against
-(``reference``), result tables (``results``), descriptor files (``descriptor_io``) and denoising
-quality (``quality``).
+The three tasks (``hpatches`` runs ``verification``, ``matching`` and ``retrieval``), their shared
+kernels (``metrics``), the slow loop reference they are checked and timed against (``reference``),
+result tables (``results``), descriptor files (``descriptor_io``) and denoising quality (``quality``).
 
 The scores of one sequence against others are in ``focus``, and image matching with ground-truth
 homographies in ``image_matching``.

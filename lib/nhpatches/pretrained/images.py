@@ -28,7 +28,7 @@ from nhpatches.data.photographs import denoise_nlm, detect_sift, estimate_noise_
 from nhpatches.data.regions import SAMPLED_SIZE, extract_patches, gray_image, keypoint_array
 from nhpatches.nets.inference import DEFAULT_BATCH_SIZE
 from nhpatches.nets.matching import match_descriptors
-from nhpatches.pretrained.load import CLASSICAL, DEFAULT_PIPELINE, describe, load_pipeline
+from nhpatches.pretrained.load import CLASSICAL, DEFAULT_PIPELINE, describe, load_pipeline, photographs_dir
 
 # --------------------------------------------------------------------------- defaults
 # Chosen by the image-matching benchmark (issue 20): the values below are initial ones until it has run.
@@ -153,6 +153,7 @@ def _features(
     batch_size: int,
 ) -> Features:
     """detect_and_describe, naming the image ``what`` in its errors."""
+    weights = image_weights(pipeline, weights)
     if magnification is None:
         magnification = trained_magnification(pipeline, weights)
     gray = gray_image(image, what)
@@ -196,11 +197,24 @@ def detect_and_describe(
     return _features(image, "image", max_keypoints, detector, denoise, pipeline, weights, magnification, batch_size)
 
 
+def image_weights(
+    pipeline: str = DEFAULT_PIPELINE, weights: str | os.PathLike[str] | None = None
+) -> str | os.PathLike[str] | None:
+    """The export the image pipeline describes with: ``weights``, else the shipped photographs descriptor.
+
+    The shipped patch descriptor (``describe()``'s default) is kept for patches cut at HPatches'
+    region; keypoints of photographs get the one fine-tuned on them (:func:`photographs_dir`).
+    """
+    if weights is None and pipeline == DEFAULT_PIPELINE:
+        return photographs_dir()
+    return weights
+
+
 def trained_magnification(pipeline: str = DEFAULT_PIPELINE, weights: str | os.PathLike[str] | None = None) -> float:
     """The region a pipeline's descriptor was trained at: its export's ``recipe.magnification``, else 5 (HPatches)."""
     if pipeline in CLASSICAL:
         return DEFAULT_MAGNIFICATION
-    recipe = load_pipeline(weights).manifest.get("recipe") or {}
+    recipe = load_pipeline(image_weights(pipeline, weights)).manifest.get("recipe") or {}
     return float(recipe.get("magnification", DEFAULT_MAGNIFICATION))
 
 

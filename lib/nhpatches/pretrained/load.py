@@ -60,6 +60,16 @@ def pretrained_dir() -> Path:
     return resource_path("pretrained")
 
 
+def photographs_dir() -> Path:
+    """Folder of the shipped descriptor of the image pipeline: ``nhpatches/resources/photographs``.
+
+    It is the release descriptor fine-tuned on patches cut from whole noisy photographs at a wider
+    region (its manifest's ``recipe.magnification``); :func:`nhpatches.detect_and_describe` uses it
+    by default, ``describe()`` keeps the patch descriptor of :func:`pretrained_dir`.
+    """
+    return resource_path("photographs")
+
+
 # --------------------------------------------------------------------------- loading
 
 

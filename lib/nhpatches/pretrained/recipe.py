@@ -1,4 +1,7 @@
-"""The release recipe: the configuration of the descriptor that ``nhpatches.describe()`` ships.
+"""The release recipes: the configuration of the descriptors the package ships.
+
+``nhpatches.describe()`` ships ``RECIPES["base"]``'s and ``nhpatches.detect_and_describe()``
+``RECIPES["cpu"]``'s.
 
 This is not a notebook profile. The notebooks' ``cpu`` profile is sized so that the teaching
 series runs in minutes; the release recipe has a budget of its own (about an hour on 2 CPU cores)
@@ -27,7 +30,8 @@ HPatches matching mAP of their first ``validation_points`` patch points re-noise
 ``validation_sigmas``, and of camera points cut from noisy views of them at the same σ; the epoch
 with the best mean is exported. Real HPatches data are never looked at here.
 
-    python scripts/train_pretrained.py --out runs/release            # cpu
+    python scripts/train_pretrained.py --out runs/release-base --profile base   # describe()'s, from scratch
+    python scripts/train_pretrained.py --out runs/release --init runs/release-base/export   # detect_and_describe()'s
     python scripts/train_pretrained.py --out runs/release --profile gpu
 """
 
@@ -96,9 +100,10 @@ class ReleaseRecipe:
 
 
 #: The recipes of ``scripts/train_pretrained.py --profile``. ``base`` trains from scratch on patch
-#: pairs only (the recipe of the first release); ``cpu``, the shipped one, fine-tunes a ``base``
-#: export on patch and camera pairs at the image pipeline's region; ``gpu`` is the whole recipe
-#: in one run from scratch, with HardNet's batch of 1024 pairs, about 10x the pairs seen, and bf16.
+#: pairs only: ``describe()``'s shipped descriptor (``resources/pretrained``). ``cpu`` fine-tunes
+#: that export on patch and camera pairs at the image pipeline's region: the descriptor
+#: ``detect_and_describe()`` ships (``resources/photographs``). ``gpu`` is the photographs recipe in
+#: one run from scratch, with HardNet's batch of 1024 pairs, about 10x the pairs seen, and bf16.
 RECIPES: dict[str, ReleaseRecipe] = {
     "smoke": ReleaseRecipe(
         profile="smoke",
@@ -112,7 +117,7 @@ RECIPES: dict[str, ReleaseRecipe] = {
         validation_sigmas=(0.0, 30.0),
     ),
     "base": ReleaseRecipe(profile="base", camera_steps=False, camera=camera.CameraSettings(magnification=5.0)),
-    # starts from the first release (commit 2538482; `git show 2538482:lib/nhpatches/resources/pretrained/...`)
+    # starts from describe()'s export (resources/pretrained; copy it to runs/release-base/export, or --init)
     "cpu": ReleaseRecipe(
         epochs=6,
         learning_rate=5e-4,
