@@ -28,6 +28,7 @@ import pandas as pd
 
 from nhpatches.cli.common import run_command
 from nhpatches.cli.match_rows import DEFAULT_ROWS, RowSpec, build_method, load_image_denoiser, parse_denoisers
+from nhpatches.core import config
 from nhpatches.core.cache import atomic_path
 from nhpatches.data import image_pairs
 from nhpatches.evaluation import image_matching as bench
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> dict:
     write_table(headline, out / "headline")
     figures = write_figures(records, out)
     settings = {
-        "data": str(Path(data_dir).resolve()),
+        "data": str(config.display_path(Path(data_dir).resolve())),
         "sequences": [sequence.name for sequence in sequences],
         "pairs": int(records.groupby("method").size().iloc[0] / len(args.sigmas)),
         "rows": [spec.name for spec in specs],
