@@ -293,6 +293,8 @@ def test_shipped_patch_descriptor_is_the_base_recipes() -> None:
     assert (
         pretrained.sha256_of(pretrained.pretrained_dir() / pretrained.WEIGHTS_NAME) == recipe.RECIPES["cpu"].init_sha256
     )
+    spec = manifest["descriptor"]["spec"]  # corrected after export: what the run trained (issue 18)
+    assert (spec["flip"], spec["train_on"], spec["distance"]) == ("d4", "augmented", "euclidean")
 
 
 def test_shipped_photographs_descriptor_is_the_cpu_recipes() -> None:
