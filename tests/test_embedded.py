@@ -267,7 +267,7 @@ def test_realism_statistics_of_a_constructed_sequence() -> None:
         ]
     )
     sequence = types.SimpleNamespace(clean=clean, noisy=None, num_patches=4)
-    table = embedded.measure_realism({"i_constructed": sequence})
+    table = realism.measure_realism({"i_constructed": sequence})
     for level, delta in offsets.items():
         negatives = [2 * abs(np.sin(np.radians(90 * k + delta) / 2)) for k in (1, 2, 3)]
         assert table.loc[level, "positive_distance"] == pytest.approx(2 * np.sin(np.radians(delta) / 2), abs=1e-9)
