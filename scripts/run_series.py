@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.seeds or len(args.seeds) == 1
         else f"{args.profile}_seeds_" + "_".join(str(s) for s in args.seeds)
     )
-    output_dir = Path(args.output_dir) if args.output_dir else ROOT / "outputs" / tag
+    output_dir = Path(args.output_dir).resolve() if args.output_dir else ROOT / "outputs" / tag
     output_dir.mkdir(parents=True, exist_ok=True)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None  # kernels run in notebooks/
     parameters = {
@@ -94,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
     }
     total = time.perf_counter()
+    os.chdir(ROOT)  # papermill records the paths it is given: keep them relative to the project in the outputs
     for notebook in notebooks:
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
-                str(notebook),
-                str(output_dir / notebook.name),
+                os.path.relpath(notebook, ROOT),
+                os.path.relpath(output_dir / notebook.name, ROOT),
                 parameters=parameters,
                 cwd=str(ROOT / "notebooks"),
                 progress_bar=False,
