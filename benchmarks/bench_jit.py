@@ -5,7 +5,7 @@ off on a CPU) and the release recipe's: for each model, two trainers are built a
 timed in alternation (off, on, off, on, ...) on the same batches, so a load change on shared cores
 hits both alike. It prints patches per second and the ratio on / off.
 
-    python benchmarks/bench_jit.py [--repeats 3] [--steps 5]
+    python benchmarks/bench_jit.py [--repeats 3] [--steps 5] [--threads INTER,INTRA]
     KERAS_BACKEND=jax python benchmarks/bench_jit.py   # JAX always compiles: prints its speed alone
 """
 
@@ -43,10 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="alternating timed rounds per setting")
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
+    parser.add_argument(
+        "--threads",
+        metavar="INTER,INTRA",
+        help="TensorFlow's inter- and intra-op thread counts for this process (default: TensorFlow's own choice)",
+    )
     args = parser.parse_args(argv)
+    threads = "default"
+    if args.threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        inter, intra = (int(value) for value in args.threads.split(","))
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        threads = f"inter {inter}, intra {intra}"
     settings = (False, True) if keras.backend.backend() == "tensorflow" else (True,)
     rng = np.random.default_rng(0)
-    print(f"backend {keras.backend.backend()}; patches/s (anchor, positive and negative all count)")
+    print(f"backend {keras.backend.backend()}, threads {threads}; patches/s (anchor, positive and negative all count)")
     print(f"{'model':24s} " + " ".join(f"{'xla ' + ('on' if s else 'off'):>10s}" for s in settings) + "   on/off")
     for name, batch, label in CASES:
         inputs = 2 if name in ("hardnet", "release") else 3

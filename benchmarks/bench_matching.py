@@ -50,10 +50,12 @@ def cpu_seconds(call, repeats: int) -> float:
     return min(times)
 
 
-def write_json(path: Path | None, patch_rows: dict, rows: dict, machine: str, count: int) -> None:
-    """The timings (seconds) as JSON, if a path was given."""
+def write_json(
+    path: Path | None, patch_rows: dict, rows: dict, machine: str, count: int, hardware: dict | None = None
+) -> None:
+    """The timings (seconds) as JSON, and the hardware floor if measured, if a path was given."""
     if path is not None:
-        record = {"seconds": {**patch_rows, **rows}, "machine": machine, "keypoints": count}
+        record = {"seconds": {**patch_rows, **rows}, "machine": machine, "keypoints": count, "hardware": hardware}
         path.write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -180,8 +182,43 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"[{label}] detect_and_describe('{pipeline}') / SIFT detectAndCompute: {ours / base:.2f}x (target <= 4)"
             )
-    write_json(args.json, patch_rows, rows, machine, count)
+    floor = hardware_floor(rows, args, count)
+    write_json(args.json, patch_rows, rows, machine, count, floor)
     return 0
+
+
+def hardware_floor(rows: dict[str, float], args: argparse.Namespace, count: int) -> dict[str, float]:
+    """How close describe() runs to the machine's float32 peak, and the ratio to SIFT that peak allows.
+
+    The network's FLOPs per patch come from its layer shapes (:func:`nhpatches.nets.cost.forward_flops`);
+    the peak is the best 2048^3 float32 matmul of this run (``bench_training.matmul_peak``). At that
+    peak the network alone would take count x FLOPs / peak seconds; with the other steps as measured,
+    that is the least ``detect_and_describe`` / SIFT this machine allows for the shipped network.
+    """
+    from bench_training import matmul_peak
+
+    from nhpatches.nets import cost
+    from nhpatches.pretrained.images import image_weights
+    from nhpatches.pretrained.load import load_pipeline
+
+    flops = cost.forward_flops(load_pipeline(image_weights()).descriptor)
+    peak = max(matmul_peak().values())
+    at_peak = count * flops / (peak * 1e9)
+    print(
+        f"against the hardware: the photographs descriptor is {flops / 1e6:.1f} MFLOP per patch; "
+        f"float32 matmul peak of this run {peak:.0f} GFLOP/s"
+    )
+    for label in ("clean", f"noise {args.noise:g}"):
+        described = rows[f"[{label}]   describe('default')"]
+        base = rows[f"[{label}] OpenCV SIFT detectAndCompute"]
+        ours = rows[f"[{label}] detect_and_describe('default'), denoise 'auto'"]
+        floor = (ours - described + at_peak) / base
+        print(
+            f"[{label}] describe('default'): {count * flops / described / 1e9:.0f} GFLOP/s = "
+            f"{count * flops / described / 1e9 / peak:.0%} of peak; the network at peak would take "
+            f"{at_peak * 1e3:.0f} ms, so detect_and_describe / SIFT >= {floor:.2f}x on this machine"
+        )
+    return {"describe_network_seconds_at_peak": at_peak, "peak_gflops": peak, "network_mflop_per_patch": flops / 1e6}
 
 
 if __name__ == "__main__":

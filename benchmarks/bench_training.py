@@ -77,7 +77,7 @@ MODELS = {
     "deep": specs.DESCRIPTORS["deep"],
     "hard": specs.DESCRIPTORS["hard"],
     "hardnet": specs.DESCRIPTORS["hardnet_flip"],
-    "release": release_recipe.descriptor_spec(),
+    "release": release_recipe.release_spec(release_recipe.RECIPES["cpu"]),
 }
 #: Batch sizes that do not come from the profile: the release recipe's pairs per step.
 MODEL_BATCH = {"release": release_recipe.RECIPES["cpu"].batch_size}

@@ -102,6 +102,17 @@ def test_detect_and_describe_shapes_and_settings(astronaut: np.ndarray) -> None:
     )
 
 
+def test_a_denoised_image_is_detected_with_the_lower_contrast_threshold(astronaut: np.ndarray) -> None:
+    noisy = add_noise(astronaut, 35, np.random.default_rng(0))
+    found = nhpatches.detect_and_describe(noisy, max_keypoints=5000, pipeline="raw", denoise="nlm")
+    seen = denoise_nlm(noisy, images.NLM_STRENGTH * estimate_noise_sigma(noisy))
+    np.testing.assert_array_equal(found.keypoints, detect_sift(seen, 5000, images.DENOISED_CONTRAST_THRESHOLD))
+    assert images.DENOISED_CONTRAST_THRESHOLD < images.SIFT_CONTRAST_THRESHOLD
+    assert len(found) > len(detect_sift(seen, 5000, images.SIFT_CONTRAST_THRESHOLD))
+    plain = nhpatches.detect_and_describe(noisy, max_keypoints=5000, pipeline="raw", denoise="none")
+    np.testing.assert_array_equal(plain.keypoints, detect_sift(noisy, 5000, images.SIFT_CONTRAST_THRESHOLD))
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -10,8 +10,9 @@ A row is written ``[DENOISER+]DESCRIPTOR[:key=value,...]``, e.g. ``sift``, ``roo
   given as ``--denoiser NAME=PATH`` (a study U-Net or DnCNN ``model.keras``; fully convolutional, so it
   runs on the whole image at once); no DENOISER: none;
 * DESCRIPTOR, on the same OpenCV SIFT keypoints (the ``max_keypoints`` strongest, every orientation,
-  :func:`nhpatches.data.photographs.detect_sift`'s settings): ``sift`` (OpenCV's own descriptor),
-  ``rootsift`` (Arandjelovic & Zisserman 2012: L1-normalised, square-rooted SIFT) or ``describe``
+  :func:`nhpatches.pretrained.images.sift_contrast_threshold`: lower on a denoised image):
+  ``sift`` (OpenCV's own descriptor), ``rootsift`` (Arandjelovic & Zisserman 2012: L1-normalised,
+  square-rooted SIFT) or ``describe``
   (:func:`nhpatches.detect_and_describe`: the region of half-width ``magnification`` x sigma cut by
   :func:`nhpatches.extract_patches`, described by :func:`nhpatches.describe`);
 * keys of ``describe``: ``magnification`` (default: the region the descriptor was trained at, see
@@ -36,8 +37,8 @@ from nhpatches.evaluation.image_matching import Features, Method
 from nhpatches.pretrained.images import (
     AUTO_DENOISE_MIN_SIGMA,
     NLM_STRENGTH,
-    SIFT_CONTRAST_THRESHOLD,
     SIFT_EDGE_THRESHOLD,
+    sift_contrast_threshold,
 )
 
 #: The rows the command runs by default (plus ``NAME+describe`` for every ``--denoiser NAME=PATH``).
@@ -173,14 +174,18 @@ def build_method(spec: RowSpec, max_keypoints: int, denoisers: Mapping[str, Imag
     denoise = denoisers.get(spec.denoiser) or (
         None if spec.denoiser == NO_DENOISER else nlm_filter(auto=spec.denoiser == AUTO)
     )
-    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
-        nfeatures=max_keypoints, contrastThreshold=SIFT_CONTRAST_THRESHOLD, edgeThreshold=SIFT_EDGE_THRESHOLD
-    )
+    sift = {  # the product's detector: a lower contrast threshold on a denoised image
+        denoised: cv2.SIFT_create(  # type: ignore[attr-defined]
+            nfeatures=max_keypoints,
+            contrastThreshold=sift_contrast_threshold(denoised),
+            edgeThreshold=SIFT_EDGE_THRESHOLD,
+        )
+        for denoised in (False, True)
+    }
 
     def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if denoise is not None:
-            image = denoise(image)
-        keypoints, descriptors = sift.detectAndCompute(image, None)
+        seen = image if denoise is None else denoise(image)
+        keypoints, descriptors = sift[seen is not image].detectAndCompute(seen, None)
         if descriptors is None:
             return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
         # the strongest max_keypoints, as detect_sift keeps them for the describe rows
