@@ -102,6 +102,30 @@ def test_detect_and_describe_shapes_and_settings(astronaut: np.ndarray) -> None:
     )
 
 
+def test_the_region_widens_only_on_a_very_noisy_image_left_noisy(astronaut: np.ndarray) -> None:
+    trained = images.trained_magnification()
+    assert images.default_region(images.NOISY_REGION_MIN_SIGMA, denoised=False) == trained
+    assert images.default_region(images.NOISY_REGION_MIN_SIGMA + 1, denoised=False) == pytest.approx(
+        trained * images.NOISY_REGION_SCALE
+    )
+    assert images.default_region(50.0, denoised=True) == trained
+    assert (
+        images.default_region(50.0, False, pipeline="sift") == images.DEFAULT_MAGNIFICATION * images.NOISY_REGION_SCALE
+    )
+    noisy = add_noise(astronaut, 40, np.random.default_rng(0))
+    left = nhpatches.detect_and_describe(noisy, max_keypoints=60, denoise="none", pipeline="raw")
+    assert left.noise_sigma > images.NOISY_REGION_MIN_SIGMA and left.magnification == pytest.approx(
+        images.DEFAULT_MAGNIFICATION * images.NOISY_REGION_SCALE
+    )
+    wider = nhpatches.extract_patches(noisy, left.keypoints, magnification=left.magnification)
+    np.testing.assert_allclose(
+        left.descriptors, nhpatches.describe(wider, pipeline="raw"), atol=1e-6
+    )  # the patches described are those cut at the recorded region
+    assert nhpatches.detect_and_describe(noisy, 60, pipeline="raw").magnification == images.DEFAULT_MAGNIFICATION
+    chosen = nhpatches.detect_and_describe(noisy, 60, denoise="none", pipeline="raw", magnification=6.0)
+    assert chosen.magnification == 6.0
+
+
 def test_a_denoised_image_is_detected_with_the_lower_contrast_threshold(astronaut: np.ndarray) -> None:
     noisy = add_noise(astronaut, 35, np.random.default_rng(0))
     found = nhpatches.detect_and_describe(noisy, max_keypoints=5000, pipeline="raw", denoise="nlm")

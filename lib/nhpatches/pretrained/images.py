@@ -43,6 +43,14 @@ NLM_STRENGTH = 1.0
 #: descriptors whose export records no training region (the classical ones, the first release).
 #: A learned export trained on photographs records its own (``manifest["recipe"]["magnification"]``).
 DEFAULT_MAGNIFICATION = 5.0
+#: Under strong noise that no denoiser removed, a wider region averages more of it away: when the
+#: image the descriptor sees was not denoised and its estimated noise sigma is above
+#: NOISY_REGION_MIN_SIGMA, the trained region is widened NOISY_REGION_SCALE times (8 sigma -> 12).
+#: Chosen on the development pairs (``scripts/tune_image_pipeline.py --strengths 0``): MMA@3 at
+#: sigma 0 / 20 / 35 / 50 was 0.849 / 0.538 / 0.368 / 0.267 at 8 sigma and 0.833 / 0.535 / 0.383 / 0.288
+#: at 12 sigma, so the wider region is used from sigma 25 on only.
+NOISY_REGION_MIN_SIGMA = 25.0
+NOISY_REGION_SCALE = 1.5
 #: OpenCV SIFT's detection thresholds (``contrastThreshold``, ``edgeThreshold``; OpenCV's defaults).
 SIFT_CONTRAST_THRESHOLD = 0.04
 SIFT_EDGE_THRESHOLD = 10.0
@@ -70,13 +78,15 @@ class Features:
 
     Shape: keypoints (N, 4) float64 rows (x, y, size, angle) in OpenCV's conventions, in the input
     image's pixels; descriptors (N, D) float32. ``noise_sigma``: the input's estimated noise std
-    (grey levels); ``denoised``: whether the image was denoised before detection.
+    (grey levels); ``denoised``: whether the image was denoised before detection; ``magnification``:
+    the half-width of the regions cut, in keypoint sigmas.
     """
 
     keypoints: np.ndarray
     descriptors: np.ndarray
     noise_sigma: float
     denoised: bool
+    magnification: float = DEFAULT_MAGNIFICATION
 
     @property
     def xy(self) -> np.ndarray:
@@ -164,17 +174,17 @@ def _features(
 ) -> Features:
     """detect_and_describe, naming the image ``what`` in its errors."""
     weights = image_weights(pipeline, weights)
-    if magnification is None:
-        magnification = trained_magnification(pipeline, weights)
     gray = gray_image(image, what)
     if not isinstance(max_keypoints, (int, np.integer)) or max_keypoints < 1:
         raise ValueError(f"max_keypoints: expected a positive integer, got {max_keypoints!r}")
     sigma = estimate_noise_sigma(gray)
     seen, denoised = _denoised(gray, denoise, sigma, what)
+    if magnification is None:
+        magnification = default_region(sigma, denoised, pipeline, weights)
     keypoints = _detect(seen, detector, max_keypoints, denoised)
     patches = extract_patches(seen, keypoints, size=SAMPLED_SIZE, magnification=magnification)
     descriptors = describe(patches, pipeline=pipeline, weights=weights, batch_size=batch_size)
-    return Features(keypoints, descriptors, sigma, denoised)
+    return Features(keypoints, descriptors, sigma, denoised, float(magnification))
 
 
 def detect_and_describe(
@@ -197,7 +207,8 @@ def detect_and_describe(
       detector object (``detect(image, None)``, whose KeyPoint size and angle follow SIFT's
       conventions); the ``max_keypoints`` strongest are kept;
     * each keypoint's patch is the oriented square of half-width ``magnification`` x sigma (None:
-      the region the descriptor was trained at, :func:`trained_magnification`), cut as the training
+      :func:`default_region`: the region the descriptor was trained at, wider on a very noisy image
+      that was not denoised), cut as the training
       patches are (:func:`nhpatches.data.regions.extract_patches`, sampled at 65 px);
     * ``pipeline`` / ``weights`` / ``batch_size``: as :func:`nhpatches.describe` (the shipped
       network by default; "sift" describes the 65 px patches, the others their 32 px resize).
@@ -227,6 +238,24 @@ def trained_magnification(pipeline: str = DEFAULT_PIPELINE, weights: str | os.Pa
         return DEFAULT_MAGNIFICATION
     recipe = load_pipeline(image_weights(pipeline, weights)).manifest.get("recipe") or {}
     return float(recipe.get("magnification", DEFAULT_MAGNIFICATION))
+
+
+def default_region(
+    noise_sigma: float,
+    denoised: bool,
+    pipeline: str = DEFAULT_PIPELINE,
+    weights: str | os.PathLike[str] | None = None,
+) -> float:
+    """The region half-width (in keypoint sigmas) ``detect_and_describe`` cuts when not told one.
+
+    The region the descriptor was trained at (:func:`trained_magnification`), widened
+    NOISY_REGION_SCALE times when the image was not denoised and its estimated noise sigma is above
+    NOISY_REGION_MIN_SIGMA.
+    """
+    region = trained_magnification(pipeline, weights)
+    if not denoised and noise_sigma > NOISY_REGION_MIN_SIGMA:
+        region *= NOISY_REGION_SCALE
+    return region
 
 
 def find_homography(
