@@ -14,18 +14,7 @@ from nhpatches.nets import models, specs
 from nhpatches.study import Study, findings, report
 from nhpatches.train import joint
 from nhpatches.train.batches import JointBatches, bank_from_sequences
-
-FAST = {
-    "steps_per_epoch": 1,
-    "validation_steps": 1,
-    "epochs_unet": 1,
-    "epochs_dncnn": 1,
-    "dncnn_keep_epoch": None,
-    "epochs_descriptor": 1,
-    "epochs_retrain": 1,
-    "descriptor_steps_per_epoch": 1,
-    "descriptor_validation_steps": 1,
-}
+from schedules import FAST
 
 
 @pytest.fixture

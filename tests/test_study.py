@@ -12,6 +12,7 @@ from nhpatches.study import ModelStore, Study, hold_out_scenes
 from nhpatches.study import runner as runner_module
 from nhpatches.study import study as study_module
 from nhpatches.train import training
+from schedules import FAST
 
 
 @pytest.fixture
@@ -161,20 +162,6 @@ def test_denoising_quality_by_hand() -> None:
     assert table.loc[("hard", "noisy"), "mae"] == 10
     assert table.loc[("hard", "noisy"), "psnr_db"] == pytest.approx(10 * np.log10(255**2 / 100))
     assert table.loc[("easy", "denoised"), "mae"] == 0 and table.loc[("tough", "denoised"), "mae"] == 5
-
-
-#: A fast smoke schedule for the pipeline tests.
-FAST = {
-    "steps_per_epoch": 1,
-    "validation_steps": 1,
-    "epochs_unet": 1,
-    "epochs_dncnn": 1,
-    "dncnn_keep_epoch": None,
-    "epochs_descriptor": 1,
-    "epochs_retrain": 1,
-    "descriptor_steps_per_epoch": 1,
-    "descriptor_validation_steps": 1,
-}
 
 
 def _record_descriptor_training(monkeypatch) -> list[dict]:
