@@ -31,22 +31,11 @@ import pandas as pd
 
 import nhpatches
 from nhpatches.cli.match_bench import write_table
-from nhpatches.cli.match_rows import RowSpec, build_method
+from nhpatches.cli.match_rows import RowSpec, build_method, nlm_filter
 from nhpatches.data import image_pairs
-from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
 from nhpatches.evaluation import image_matching as bench
 from nhpatches.nets.matching import match_descriptors
 from nhpatches.pretrained import images
-
-
-def denoiser(strength: float):
-    """The "auto" rule with non-local means of h = strength x the estimated sigma."""
-
-    def denoise(gray: np.ndarray) -> np.ndarray:
-        sigma = estimate_noise_sigma(gray)
-        return gray if sigma <= images.AUTO_DENOISE_MIN_SIGMA else denoise_nlm(gray, strength * sigma)
-
-    return denoise
 
 
 def cached(features):
@@ -65,7 +54,8 @@ def cached(features):
 def product(strength: float, contrast: float, magnification: float | None, max_keypoints: int):
     """detect_and_describe with these settings (the shipped photographs descriptor)."""
     detector = cv2.SIFT_create(nfeatures=max_keypoints, contrastThreshold=contrast)  # type: ignore[attr-defined]
-    denoise = "none" if strength == 0 else denoiser(strength)  # a function counts as a denoiser
+    # the product's "auto" rule at this strength; a function counts as a denoiser, so 0 is "none"
+    denoise = "none" if strength == 0 else nlm_filter(auto=True, strength=strength)
 
     def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         found = nhpatches.detect_and_describe(

@@ -131,17 +131,18 @@ def load_image_denoiser(path: Path | str) -> ImageFilter:
     return denoise
 
 
-def nlm_filter(auto: bool) -> ImageFilter:
+def nlm_filter(auto: bool, strength: float = NLM_STRENGTH) -> ImageFilter:
     """The product's ``denoise="nlm"`` (or ``"auto"``) as a function, for the rows that are not detect_and_describe.
 
-    Shape: (H, W) uint8 -> (H, W) uint8
+    ``strength``: h in units of the estimated noise sigma (the product's NLM_STRENGTH; the tuning
+    script tries others). Shape: (H, W) uint8 -> (H, W) uint8
     """
 
     def denoise(image: np.ndarray) -> np.ndarray:
         sigma = estimate_noise_sigma(image)
         if auto and sigma <= AUTO_DENOISE_MIN_SIGMA:
             return image
-        return denoise_nlm(image, NLM_STRENGTH * sigma)
+        return denoise_nlm(image, strength * sigma)
 
     return denoise
 
