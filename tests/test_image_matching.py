@@ -237,6 +237,22 @@ def test_run_benchmark_on_the_synthetic_sequence(hpatches_dir: Path) -> None:
     assert list(table.columns) == ["MMA@3 σ0", "MMA@3 σ20", "H@3px σ0", "H@3px σ20"]
 
 
+def test_a_second_estimator_is_scored_from_the_same_matches(hpatches_dir: Path) -> None:
+    """``also=("magsac",)`` adds its own corner errors and accuracies; the primary estimator's columns are unchanged."""
+    methods = [im.Method("sift", sift_features)]
+    plain = im.run_benchmark([hpatches_dir], methods, sigmas=(0,), pairs=[2])
+    both = im.run_benchmark([hpatches_dir], methods, sigmas=(0,), pairs=[2], also=("magsac",))
+    np.testing.assert_array_equal(plain["corner_error"], both["corner_error"])
+    assert both["corner_error_magsac"].between(0, 3).all() and "corner_error_magsac" not in plain
+    summary = im.summarise(both)
+    assert summary.loc[("sift", 0.0), "h_acc_3_magsac"] == 1.0 and "h_acc_1_magsac" in summary
+    assert list(im.headline(summary).columns) == ["MMA@3 σ0", "H@3px σ0", "H@3px magsac σ0"]
+    with pytest.raises(ValueError, match="each once"):
+        im.run_benchmark([hpatches_dir], methods, sigmas=(0,), also=("ransac",))
+    with pytest.raises(ValueError, match="estimator 'lmeds'"):
+        im.run_benchmark([hpatches_dir], methods, sigmas=(0,), also=("lmeds",))
+
+
 def test_bad_methods_are_named(hpatches_dir: Path) -> None:
     bad = im.Method("bad", lambda image: (np.zeros((4, 3)), np.zeros((4, 8))))
     with pytest.raises(ValueError, match=r"method 'bad': expected finite keypoint coordinates"):

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--estimator", choices=sorted(bench.ESTIMATORS), default="ransac", help="homography estimator (3 px)"
     )
+    parser.add_argument(
+        "--also-estimator",
+        nargs="+",
+        default=[],
+        choices=sorted(bench.ESTIMATORS),
+        metavar="NAME",
+        help="further estimators scored from the same matches (columns h_acc_<e>_<NAME>; magsac: match_images')",
+    )
     parser.add_argument("--seed", type=int, default=0, help="noise seed (and development-pairs seed)")
     return parser
 
@@ -173,6 +181,7 @@ def run(args: argparse.Namespace) -> dict:
         seed=args.seed,
         pairs=args.pairs,
         estimator=args.estimator,
+        also=args.also_estimator,
         progress=lambda line: print(line, flush=True),
     )
     seconds = time.perf_counter() - start
@@ -197,6 +206,7 @@ def run(args: argparse.Namespace) -> dict:
         "sigmas": args.sigmas,
         "max_keypoints": args.max_keypoints,
         "estimator": args.estimator,
+        "also_estimators": args.also_estimator,
         "seed": args.seed,
         "seconds": round(seconds, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",

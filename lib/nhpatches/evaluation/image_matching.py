@@ -17,7 +17,9 @@ k = 2..K:
   matches with OpenCV (``cv2.RANSAC`` or ``cv2.USAC_MAGSAC``, 3 px); its corner error is the mean
   distance between the 4 corners of image 1 mapped by the estimate and by the ground truth; a pair is
   correct at e px when that error is <= e (e = 1, 3, 5). A pair with fewer than 4 matches or a
-  failed estimate is a miss (corner error NaN, correct at no e);
+  failed estimate is a miss (corner error NaN, correct at no e). Further ``also`` estimators are
+  scored from the same matches (``corner_error_<name>``, ``h_acc_<e>_<name>``): the image pipeline's
+  own ``match_images`` estimates with USAC MAGSAC++;
 * **correct matches** at 3 px, keypoints per image, matches, and seconds per pair (features of
   both images plus matching, timed here; the homography estimate is not counted).
 """
@@ -206,17 +208,25 @@ def score_pair(
     homography: np.ndarray,
     shape1: tuple[int, ...],
     estimator: str = "ransac",
+    also: Sequence[str] = (),
 ) -> dict:
-    """MMA@1..10, correct matches at 3 px, the estimated homography's corner error and its inliers of one pair."""
+    """MMA@1..10, correct matches at 3 px, the estimated homography's corner error and its inliers of one pair.
+
+    Every estimator of ``also`` adds ``corner_error_<name>``, estimated from the same matches.
+    """
     errors = reprojection_errors(xy1, xy2, matches, homography)
-    estimate, inliers = estimate_homography(xy1[matches[:, 0]], xy2[matches[:, 1]], estimator)
-    error = corner_error(estimate, homography, shape1) if estimate is not None else float("nan")
+    errors_by_estimator, inliers = {}, 0
+    for index, name in enumerate((estimator, *also)):
+        estimate, found = estimate_homography(xy1[matches[:, 0]], xy2[matches[:, 1]], name)
+        key = "corner_error" if index == 0 else f"corner_error_{name}"
+        errors_by_estimator[key] = corner_error(estimate, homography, shape1) if estimate is not None else float("nan")
+        inliers = found if index == 0 else inliers
     return {
         "matches": len(matches),
         f"correct_{CORRECT_THRESHOLD}": int(np.sum(errors <= CORRECT_THRESHOLD)),
         **{f"mma_{t}": value for t, value in zip(MMA_THRESHOLDS, mma(errors), strict=False)},
         "inliers": inliers,
-        "corner_error": error,
+        **errors_by_estimator,
     }
 
 
@@ -238,6 +248,7 @@ def evaluate_sequence(
     seed: int = 0,
     pairs: Sequence[int] | None = None,
     estimator: str = "ransac",
+    also: Sequence[str] = (),
 ) -> list[dict]:
     """One record per (method, pair 1 -> k) of one sequence at one noise level (see the module docstring)."""
     images = noisy_images(sequence, sigma, seed)
@@ -250,7 +261,7 @@ def evaluate_sequence(
             start = time.perf_counter()
             matches = method.match(d1, dk)
             seconds_match = time.perf_counter() - start
-            scores = score_pair(xy1, xyk, matches, sequence.homographies[k - 2], images[0].shape, estimator)
+            scores = score_pair(xy1, xyk, matches, sequence.homographies[k - 2], images[0].shape, estimator, also)
             records.append(
                 {
                     "method": method.name,
@@ -276,6 +287,7 @@ def run_benchmark(
     pairs: Sequence[int] | None = None,
     estimator: str = "ransac",
     progress: Callable[[str], object] | None = None,
+    also: Sequence[str] = (),
     warmup: bool = True,
 ) -> pd.DataFrame:
     """Per-pair records of every method at every sigma on every sequence (folders are read as needed).
@@ -289,8 +301,11 @@ def run_benchmark(
     names = [method.name for method in methods]
     if len(set(names)) != len(names):
         raise ValueError(f"methods: names must be unique, got {names}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator {estimator!r}: expected one of {sorted(ESTIMATORS)}")
+    for name in (estimator, *also):
+        if name not in ESTIMATORS:
+            raise ValueError(f"estimator {name!r}: expected one of {sorted(ESTIMATORS)}")
+    if estimator in also or len(set(also)) != len(also):
+        raise ValueError(f"estimators: each once, got {[estimator, *also]}")
     records: list[dict] = []
     for item in sequences:
         sequence = item if isinstance(item, ImageSequence) else read_image_sequence(item)
@@ -299,7 +314,7 @@ def run_benchmark(
                 method.features(sequence.images[0])
         for sigma in sigmas:
             start = time.perf_counter()
-            found = evaluate_sequence(sequence, methods, sigma, seed, pairs, estimator)
+            found = evaluate_sequence(sequence, methods, sigma, seed, pairs, estimator, also)
             records += found
             if progress is not None:
                 progress(f"{sequence.name} sigma {sigma:g}: {len(found)} pairs in {time.perf_counter() - start:.1f} s")
@@ -312,16 +327,19 @@ def run_benchmark(
 def summarise(records: pd.DataFrame, by: Sequence[str] = ("method", "sigma")) -> pd.DataFrame:
     """Means over pairs per group: MMA@1..10, homography accuracy at 1/3/5 px, correct matches, counts, seconds.
 
-    ``h_acc_e`` is the share of pairs whose corner error is <= e px (misses count as wrong).
+    ``h_acc_e`` is the share of pairs whose corner error is <= e px (misses count as wrong);
+    ``h_acc_e_<name>`` the same for a further estimator's ``corner_error_<name>``.
     """
     if records.empty:
         raise ValueError("records: no pairs were evaluated")
     frame = records.assign(keypoints=(records["keypoints_1"] + records["keypoints_k"]) / 2)
-    for threshold in HOMOGRAPHY_THRESHOLDS:
-        frame[f"h_acc_{threshold}"] = (frame["corner_error"] <= threshold).astype(float)
+    suffixes = [""] + [column.removeprefix("corner_error") for column in frame if column.startswith("corner_error_")]
+    for suffix in suffixes:
+        for threshold in HOMOGRAPHY_THRESHOLDS:
+            frame[f"h_acc_{threshold}{suffix}"] = (frame[f"corner_error{suffix}"] <= threshold).astype(float)
     columns = (
         [f"mma_{t}" for t in MMA_THRESHOLDS]
-        + [f"h_acc_{t}" for t in HOMOGRAPHY_THRESHOLDS]
+        + [f"h_acc_{t}{suffix}" for suffix in suffixes for t in HOMOGRAPHY_THRESHOLDS]
         + [f"correct_{CORRECT_THRESHOLD}", "matches", "keypoints", "seconds"]
     )
     grouped = frame.groupby(list(by), sort=False)
@@ -339,8 +357,13 @@ def mma_curves(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(summary: pd.DataFrame, measures: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Methods x sigma table of a few measures (default MMA@3 and homography accuracy at 3 px)."""
-    measures = measures or {"mma_3": "MMA@3", "h_acc_3": "H@3px"}
+    """Methods x sigma table of a few measures (default MMA@3 and homography accuracy at 3 px, every estimator)."""
+    extra = {
+        str(column): f"H@3px {str(column).removeprefix('h_acc_3_')}"
+        for column in summary
+        if str(column).startswith("h_acc_3_")
+    }
+    measures = measures or {"mma_3": "MMA@3", "h_acc_3": "H@3px", **extra}
     table = summary[list(measures)].rename(columns=measures).unstack("sigma")
     table.columns = [f"{measure} σ{sigma:g}" for measure, sigma in table.columns]
     return table
