@@ -134,6 +134,56 @@ def test_camera_points_match_across_views() -> None:
     assert np.abs(noisy.astype(float) - points.astype(float)).mean() > 10  # the noise is in the views
 
 
+def test_denoised_camera_views_are_what_the_default_pipeline_sees() -> None:
+    """Denoised rounds apply detect_and_describe's "auto" rule: non-local means at h = the estimated σ above 10,
+    a clean view left alone; the patches end closer to the clean ones, and a round without the setting draws
+    exactly what it drew before the setting existed."""
+    from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
+    from nhpatches.pretrained import images
+
+    settings = camera.CameraSettings()
+    assert (settings.denoise_min_sigma, settings.nlm_strength) == (images.AUTO_DENOISE_MIN_SIGMA, images.NLM_STRENGTH)
+    assert recipe.RECIPES["cpu"].camera.denoise_fraction == recipe.RECIPES["gpu"].camera.denoise_fraction == 0.5
+    photo = embedded.load_photo("astronaut.png", max_side=320)
+    clean = np.round(photo).astype(np.uint8)
+    np.testing.assert_array_equal(camera.auto_denoised(clean, settings), clean)
+    noisy = camera.noisy_view(photo, 40.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(
+        camera.auto_denoised(noisy, settings), denoise_nlm(noisy, settings.nlm_strength * estimate_noise_sigma(noisy))
+    )
+
+    small = camera.CameraSettings(views=3, points=60, magnification=8.0)
+    sigmas = np.full(3, 40.0)
+    reference = camera.camera_round(photo, small, np.random.default_rng(0), sigmas=np.zeros(3))
+    plain = camera.camera_round(photo, small, np.random.default_rng(0), sigmas=sigmas)
+    np.testing.assert_array_equal(plain, camera.camera_round(photo, small, np.random.default_rng(0), sigmas, False))
+    denoised = camera.camera_round(photo, small, np.random.default_rng(0), sigmas=sigmas, denoise=True)
+    assert denoised.shape == plain.shape
+
+    def distance(cut: np.ndarray) -> float:
+        return float(np.abs(cut.astype(float) - reference.astype(float)).mean())
+
+    assert distance(denoised) < 0.95 * distance(plain), (distance(denoised), distance(plain))
+    with pytest.raises(ValueError, match="denoise_fraction"):
+        camera.CameraSettings(denoise_fraction=1.5)
+
+
+def test_keypoint_jitter_grows_with_the_views_noise() -> None:
+    """jitter_per_sigma widens the shift, scale and angle jitter by 1 + k σ (the same draws); 0 keeps it as it was."""
+    keypoints = np.tile([[100.0, 80.0, 6.0, 45.0]], (500, 1))
+    plain = camera.CameraSettings()
+    growing = camera.CameraSettings(jitter_per_sigma=0.02)
+    base = camera._jitter(keypoints, plain, np.random.default_rng(0), sigma=50.0)
+    np.testing.assert_array_equal(base, camera._jitter(keypoints, growing, np.random.default_rng(0), sigma=0.0))
+    wide = camera._jitter(keypoints, growing, np.random.default_rng(0), sigma=50.0)
+    np.testing.assert_allclose(wide[:, :2] - keypoints[:, :2], 2 * (base[:, :2] - keypoints[:, :2]))
+    np.testing.assert_allclose(np.log(wide[:, 2] / 6.0), 2 * np.log(base[:, 2] / 6.0))
+    radius = plain.magnification * 3.0
+    assert np.abs(base[:, :2] - keypoints[:, :2]).max() <= plain.jitter_shift * radius
+    assert np.abs(wide[:, :2] - keypoints[:, :2]).max() > 1.5 * plain.jitter_shift * radius
+    assert recipe.RECIPES["cpu"].camera.jitter_per_sigma == recipe.RECIPES["gpu"].camera.jitter_per_sigma == 0.02
+
+
 # --------------------------------------------------------------------------- the run
 
 

@@ -9,11 +9,16 @@ away. :func:`camera_points` makes training (or validation) points the second way
 2. each of ``views`` images is the photo seen through a random homography
    (:func:`.extraction.random_homography`, :func:`.extraction.warp_image`), with a photometric
    change (:func:`.extraction.photometric_change`) and Gaussian noise of its own σ added to the
-   whole image (none with probability ``clean_fraction``, else σ ~ U[0, ``sigma_max``]);
+   whole image (none with probability ``clean_fraction``, else σ ~ U[0, ``sigma_max``]); in a
+   share ``denoise_fraction`` of the rounds, every view then goes through the image pipeline's
+   "auto" denoiser, as ``detect_and_describe`` would see it: non-local means with
+   h = ``nlm_strength`` x its estimated σ when that is above ``denoise_min_sigma``
+   (:func:`.photographs.denoise_nlm`, :func:`.photographs.estimate_noise_sigma`);
 3. every keypoint is mapped into each view by the homography (position, scale by the square root
-   of the Jacobian's determinant, orientation by its rotation), jittered a little as a detector on
-   a noisy image would be, and its patch is cut by :func:`.regions.extract_patches`, the function
-   the image pipeline (``nhpatches.detect_and_describe``) uses, at the same ``magnification``.
+   of the Jacobian's determinant, orientation by its rotation), jittered as a detector on a noisy
+   image would be (more on a noisier view with ``jitter_per_sigma``), and its patch is cut by
+   :func:`.regions.extract_patches`, the function the image pipeline (``nhpatches.detect_and_describe``)
+   uses, at the same ``magnification``.
 
 Shape: -> (points, views, 32, 32) uint8, the layout of a training bank (any number of views).
 """
@@ -27,6 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from nhpatches.data import extraction
+from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
 from nhpatches.data.regions import extract_patches
 
 
@@ -43,11 +49,29 @@ class CameraSettings:
     max_strength: float = 1.0  # viewpoint strength of the homographies, uniform in [0.1, max_strength]
     jitter_shift: float = 0.1  # keypoint jitter: shift (fraction of the half-width), ...
     jitter_scale: float = 0.1  # ... log-scale and ...
-    jitter_degrees: float = 12.0  # ... orientation, each uniform in ±value
+    jitter_degrees: float = 12.0  # ... orientation, each uniform in ±value ...
+    jitter_per_sigma: float = 0.0  # ... times (1 + jitter_per_sigma x the view's noise σ): detection is worse in noise
+    # the image pipeline's "auto" denoiser on a share of the rounds (0: never; the first release)
+    denoise_fraction: float = 0.0
+    denoise_min_sigma: float = 10.0  # denoise a view whose estimated noise σ is above this ...
+    nlm_strength: float = 1.0  # ... with non-local means h = nlm_strength x that σ
 
     def __post_init__(self) -> None:
         if self.views < 2 or self.rounds < 1 or self.points < 2 or not self.magnification > 0:
             raise ValueError(f"camera settings need views >= 2, rounds >= 1, points >= 2, magnification > 0: {self}")
+        if not 0 <= self.denoise_fraction <= 1 or self.nlm_strength < 0:
+            raise ValueError(f"camera settings need 0 <= denoise_fraction <= 1 and nlm_strength >= 0: {self}")
+
+
+def auto_denoised(view: np.ndarray, settings: CameraSettings) -> np.ndarray:
+    """A noisy view as the image pipeline's "auto" denoiser leaves it (see the module docstring).
+
+    Shape: (H, W) uint8 -> (H, W) uint8
+    """
+    sigma = estimate_noise_sigma(view)
+    if sigma <= settings.denoise_min_sigma:
+        return view
+    return denoise_nlm(view, settings.nlm_strength * sigma)
 
 
 def sift_keypoints(image: np.ndarray, count: int) -> np.ndarray:
@@ -82,14 +106,17 @@ def map_keypoints(keypoints: np.ndarray, homography: np.ndarray) -> np.ndarray:
     return np.column_stack([centre, keypoints[:, 2] * scale, angle])
 
 
-def _jitter(keypoints: np.ndarray, settings: CameraSettings, rng: np.random.Generator) -> np.ndarray:
-    """Detector-like noise on keypoints: shift, scale and orientation. Shape: (n, 4) -> (n, 4)."""
+def _jitter(
+    keypoints: np.ndarray, settings: CameraSettings, rng: np.random.Generator, sigma: float = 0.0
+) -> np.ndarray:
+    """Detector-like noise on keypoints of a view with noise σ: shift, scale, orientation. Shape: (n, 4) -> (n, 4)."""
     count = len(keypoints)
     radius = settings.magnification * keypoints[:, 2] / 2
+    grow = 1.0 + settings.jitter_per_sigma * sigma
     out = keypoints.copy()
-    out[:, :2] += rng.uniform(-1, 1, (count, 2)) * settings.jitter_shift * radius[:, None]
-    out[:, 2] *= np.exp(rng.uniform(-1, 1, count) * settings.jitter_scale)
-    out[:, 3] = (out[:, 3] + rng.uniform(-1, 1, count) * settings.jitter_degrees) % 360.0
+    out[:, :2] += rng.uniform(-1, 1, (count, 2)) * grow * settings.jitter_shift * radius[:, None]
+    out[:, 2] *= np.exp(rng.uniform(-1, 1, count) * grow * settings.jitter_scale)
+    out[:, 3] = (out[:, 3] + rng.uniform(-1, 1, count) * grow * settings.jitter_degrees) % 360.0
     return out
 
 
@@ -110,13 +137,21 @@ def noisy_view(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.
 
 
 def camera_round(
-    photo: np.ndarray, settings: CameraSettings, rng: np.random.Generator, sigmas: np.ndarray | None = None
+    photo: np.ndarray,
+    settings: CameraSettings,
+    rng: np.random.Generator,
+    sigmas: np.ndarray | None = None,
+    denoise: bool | None = None,
 ) -> np.ndarray:
     """One set of ``views`` noisy views of a photo and the patches of its keypoints in each.
 
     ``sigmas`` (views,) fixes the noise of every view (validation); by default it is drawn.
+    ``denoise`` fixes whether the views go through the "auto" denoiser; by default it is drawn
+    with probability ``denoise_fraction`` (no draw when that is 0, so older rounds are unchanged).
     Shape: photo (H, W) float 0..255 -> (n, views, 32, 32) uint8
     """
+    if denoise is None:
+        denoise = settings.denoise_fraction > 0 and bool(rng.random() < settings.denoise_fraction)
     keypoints = sift_keypoints(photo, 3 * settings.points)
     views, keep = [], np.ones(len(keypoints), dtype=bool)
     if sigmas is None:
@@ -126,9 +161,10 @@ def camera_round(
         strength = rng.uniform(0.1, settings.max_strength)
         homography = extraction.random_homography(photo.shape, strength, "viewpoint", rng)
         image = extraction.photometric_change(extraction.warp_image(photo, homography), 0.5, rng)
-        mapped = _jitter(map_keypoints(keypoints, homography), settings, rng)
+        mapped = _jitter(map_keypoints(keypoints, homography), settings, rng, float(sigmas[view]))
         keep &= _inside(mapped, photo.shape, settings.magnification)
-        views.append((noisy_view(image, float(sigmas[view]), rng), mapped))
+        noisy = noisy_view(image, float(sigmas[view]), rng)
+        views.append((auto_denoised(noisy, settings) if denoise else noisy, mapped))
     chosen = np.flatnonzero(keep)[: settings.points]
     patches = [extract_patches(image, mapped[chosen], magnification=settings.magnification) for image, mapped in views]
     return np.stack(patches, axis=1)

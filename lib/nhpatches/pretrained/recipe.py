@@ -23,7 +23,11 @@ batches). Steps alternate between two sources of pairs:
 * **camera pairs** (``camera_steps``): the same training photos seen through random homographies,
   made noisy as whole images *before* the patches are cut at their SIFT keypoints by the image
   pipeline's own :func:`nhpatches.data.regions.extract_patches` (:mod:`nhpatches.data.camera`),
-  at the region ``magnification`` that ``detect_and_describe`` cuts.
+  at the region ``magnification`` that ``detect_and_describe`` cuts; in the ``cpu`` recipe half of
+  the rounds then go through the pipeline's default "auto" denoiser (non-local means on a noisy
+  view), since that is what the descriptor sees in ``detect_and_describe``'s default pipeline, and
+  the keypoint jitter grows with a view's noise (``jitter_per_sigma``: x2 at σ 50), as a detector's
+  error does (``scripts/keypoint_noise.py``).
 
 Model selection uses the held-out test photos of split ``a`` only: after every epoch, the
 HPatches matching mAP of their first ``validation_points`` patch points re-noised at each σ of
@@ -121,6 +125,7 @@ RECIPES: dict[str, ReleaseRecipe] = {
     "cpu": ReleaseRecipe(
         epochs=6,
         learning_rate=5e-4,
+        camera=camera.CameraSettings(magnification=8.0, rounds=4, denoise_fraction=0.5, jitter_per_sigma=0.02),
         init_weights="runs/release-base/export",
         init_sha256="f07eec752b59c968008e72a58db8a84914805e79e6b2316c2ea3fccba31ee424",
     ),
@@ -129,7 +134,7 @@ RECIPES: dict[str, ReleaseRecipe] = {
         batch_size=1024,
         steps_per_epoch=300,
         epochs=60,
-        camera=camera.CameraSettings(rounds=12, magnification=8.0),
+        camera=camera.CameraSettings(rounds=12, magnification=8.0, denoise_fraction=0.5, jitter_per_sigma=0.02),
         mixed_precision="bf16",
         jit_compile=True,
     ),

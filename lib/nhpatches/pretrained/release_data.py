@@ -59,10 +59,11 @@ def load_release_data(recipe: ReleaseRecipe, data_root: Path | None = None) -> R
         camera_points = camera.camera_points(_photos(stems), recipe.camera, seed=recipe.seed)
         held_out = _photos(sorted({name.split("_", 1)[1] for name in test}))
         views = dataclasses.replace(recipe.camera, views=16, points=recipe.validation_points)
+        denoised = recipe.camera.denoise_fraction > 0  # then validate the default ("auto") pipeline's views
         for sigma in recipe.validation_sigmas:
             for index, (stem, photo) in enumerate(held_out.items()):
                 rng = np.random.default_rng([recipe.seed, 1000 + index, int(sigma)])
-                cut = camera.camera_round(photo, views, rng, sigmas=np.full(16, sigma))
+                cut = camera.camera_round(photo, views, rng, sigmas=np.full(16, sigma), denoise=denoised)
                 validation[f"camera{sigma:g}/{stem}"] = np.swapaxes(cut, 0, 1)
     return ReleaseData(
         points, camera_points, validation, data_dir, tuple(train), tuple(test), data.dataset_fingerprint(data_dir)
