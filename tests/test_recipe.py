@@ -182,6 +182,8 @@ def test_keypoint_jitter_grows_with_the_views_noise() -> None:
     assert np.abs(base[:, :2] - keypoints[:, :2]).max() <= plain.jitter_shift * radius
     assert np.abs(wide[:, :2] - keypoints[:, :2]).max() > 1.5 * plain.jitter_shift * radius
     assert recipe.RECIPES["cpu"].camera.jitter_per_sigma == recipe.RECIPES["gpu"].camera.jitter_per_sigma == 0.02
+    with pytest.raises(ValueError, match="jitter_per_sigma"):
+        camera.CameraSettings(jitter_per_sigma=-0.1)
 
 
 # --------------------------------------------------------------------------- the run

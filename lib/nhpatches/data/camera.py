@@ -59,8 +59,10 @@ class CameraSettings:
     def __post_init__(self) -> None:
         if self.views < 2 or self.rounds < 1 or self.points < 2 or not self.magnification > 0:
             raise ValueError(f"camera settings need views >= 2, rounds >= 1, points >= 2, magnification > 0: {self}")
-        if not 0 <= self.denoise_fraction <= 1 or self.nlm_strength < 0:
-            raise ValueError(f"camera settings need 0 <= denoise_fraction <= 1 and nlm_strength >= 0: {self}")
+        if not 0 <= self.denoise_fraction <= 1 or self.nlm_strength < 0 or self.jitter_per_sigma < 0:
+            raise ValueError(
+                f"camera settings need 0 <= denoise_fraction <= 1, nlm_strength >= 0, jitter_per_sigma >= 0: {self}"
+            )
 
 
 def auto_denoised(view: np.ndarray, settings: CameraSettings) -> np.ndarray:
