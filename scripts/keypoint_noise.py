@@ -37,11 +37,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def detected_keypoints(image: np.ndarray, denoise: str, max_keypoints: int) -> np.ndarray:
     """Keypoints (x, y, size, angle) as ``detect_and_describe(image, denoise=denoise)`` finds them. Shape: (N, 4)."""
-    from nhpatches.data.photographs import detect_sift, estimate_noise_sigma
+    from nhpatches.data.photographs import denoise_if_noisy, detect_sift, estimate_noise_sigma
     from nhpatches.pretrained import images
 
-    sigma = estimate_noise_sigma(image)
-    seen, denoised = images._denoised(image, denoise, sigma, "image")
+    seen, denoised = image, False
+    if denoise == "auto":
+        seen, denoised = denoise_if_noisy(
+            image, estimate_noise_sigma(image), images.NLM_STRENGTH, images.AUTO_DENOISE_MIN_SIGMA
+        )
     return detect_sift(seen, max_keypoints, images.sift_contrast_threshold(denoised), images.SIFT_EDGE_THRESHOLD)
 
 
@@ -68,11 +71,11 @@ def paired_errors(first: np.ndarray, second: np.ndarray, homography: np.ndarray,
 
 def jitter_errors(settings, sigma: float, count: int = 20000, seed: int = 0) -> np.ndarray:
     """The same three statistics between two independently jittered views at noise σ. Shape: -> (count, 3)."""
-    from nhpatches.data.camera import _jitter
+    from nhpatches.data.camera import jitter_keypoints
 
     rng = np.random.default_rng(seed)
     points = np.tile([[500.0, 500.0, 8.0, 90.0]], (count, 1))
-    first, second = _jitter(points, settings, rng, sigma), _jitter(points, settings, rng, sigma)
+    first, second = jitter_keypoints(points, settings, rng, sigma), jitter_keypoints(points, settings, rng, sigma)
     shift = np.linalg.norm(first[:, :2] - second[:, :2], axis=1) / (settings.magnification * 8.0 / 2)
     angle = np.abs((first[:, 3] - second[:, 3] + 180.0) % 360.0 - 180.0)
     return np.column_stack([shift, np.abs(np.log(first[:, 2] / second[:, 2])), angle])

@@ -13,7 +13,7 @@ import pytest
 import nhpatches
 from nhpatches.cli.match import main as match_main
 from nhpatches.data import add_noise, embedded, extraction
-from nhpatches.data.photographs import denoise_nlm, detect_sift, estimate_noise_sigma
+from nhpatches.data.photographs import denoise_if_noisy, denoise_nlm, detect_sift, estimate_noise_sigma
 from nhpatches.pretrained import images
 
 LIB = Path(__file__).resolve().parents[1] / "lib"
@@ -69,6 +69,27 @@ def test_nlm_lowers_the_noise(astronaut: np.ndarray) -> None:
     error = np.abs(cleaned.astype(float) - astronaut).mean()
     assert cleaned.dtype == np.uint8 and error < 0.6 * np.abs(noisy.astype(float) - astronaut).mean()
     np.testing.assert_array_equal(denoise_nlm(noisy, 0), noisy)
+
+
+def test_the_auto_and_nlm_rule_is_one_function(astronaut: np.ndarray) -> None:
+    """denoise_if_noisy is "auto" with a threshold and "nlm" without; the pipeline, rows and camera views share it."""
+    from nhpatches.cli.match_rows import nlm_filter
+    from nhpatches.data import camera
+
+    noisy = add_noise(astronaut, 25, np.random.default_rng(0))
+    sigma = estimate_noise_sigma(noisy)
+    expected = denoise_nlm(noisy, images.NLM_STRENGTH * sigma)
+    seen, denoised = denoise_if_noisy(noisy, sigma, images.NLM_STRENGTH, images.AUTO_DENOISE_MIN_SIGMA)
+    assert denoised and np.array_equal(seen, expected)
+    assert denoise_if_noisy(noisy, sigma, 1.0, min_sigma=sigma) == (noisy, False)  # at the threshold: left alone
+    assert denoise_if_noisy(astronaut, 0.0, 1.0)[1]  # "nlm" always denoises (h = 0 leaves it unchanged)
+    for denoise in (
+        nlm_filter(auto=True),
+        nlm_filter(auto=False),
+        lambda view: camera.auto_denoised(view, camera.CameraSettings()),
+    ):
+        np.testing.assert_array_equal(denoise(noisy), expected)
+    np.testing.assert_array_equal(nlm_filter(auto=True)(astronaut), astronaut)
 
 
 # --------------------------------------------------------------------------- detect_and_describe

@@ -173,9 +173,11 @@ def test_keypoint_jitter_grows_with_the_views_noise() -> None:
     keypoints = np.tile([[100.0, 80.0, 6.0, 45.0]], (500, 1))
     plain = camera.CameraSettings()
     growing = camera.CameraSettings(jitter_per_sigma=0.02)
-    base = camera._jitter(keypoints, plain, np.random.default_rng(0), sigma=50.0)
-    np.testing.assert_array_equal(base, camera._jitter(keypoints, growing, np.random.default_rng(0), sigma=0.0))
-    wide = camera._jitter(keypoints, growing, np.random.default_rng(0), sigma=50.0)
+    base = camera.jitter_keypoints(keypoints, plain, np.random.default_rng(0), sigma=50.0)
+    np.testing.assert_array_equal(
+        base, camera.jitter_keypoints(keypoints, growing, np.random.default_rng(0), sigma=0.0)
+    )
+    wide = camera.jitter_keypoints(keypoints, growing, np.random.default_rng(0), sigma=50.0)
     np.testing.assert_allclose(wide[:, :2] - keypoints[:, :2], 2 * (base[:, :2] - keypoints[:, :2]))
     np.testing.assert_allclose(np.log(wide[:, 2] / 6.0), 2 * np.log(base[:, 2] / 6.0))
     radius = plain.magnification * 3.0

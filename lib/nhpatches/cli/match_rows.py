@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
+from nhpatches.data.photographs import denoise_if_noisy, estimate_noise_sigma
 from nhpatches.evaluation.image_matching import Features, Method
 from nhpatches.pretrained.images import (
     AUTO_DENOISE_MIN_SIGMA,
@@ -139,10 +139,8 @@ def nlm_filter(auto: bool, strength: float = NLM_STRENGTH) -> ImageFilter:
     """
 
     def denoise(image: np.ndarray) -> np.ndarray:
-        sigma = estimate_noise_sigma(image)
-        if auto and sigma <= AUTO_DENOISE_MIN_SIGMA:
-            return image
-        return denoise_nlm(image, strength * sigma)
+        min_sigma = AUTO_DENOISE_MIN_SIGMA if auto else None
+        return denoise_if_noisy(image, estimate_noise_sigma(image), strength, min_sigma)[0]
 
     return denoise
 

@@ -13,7 +13,7 @@ away. :func:`camera_points` makes training (or validation) points the second way
    share ``denoise_fraction`` of the rounds, every view then goes through the image pipeline's
    "auto" denoiser, as ``detect_and_describe`` would see it: non-local means with
    h = ``nlm_strength`` x its estimated σ when that is above ``denoise_min_sigma``
-   (:func:`.photographs.denoise_nlm`, :func:`.photographs.estimate_noise_sigma`);
+   (:func:`.photographs.denoise_if_noisy`, :func:`.photographs.estimate_noise_sigma`);
 3. every keypoint is mapped into each view by the homography (position, scale by the square root
    of the Jacobian's determinant, orientation by its rotation), jittered as a detector on a noisy
    image would be (more on a noisier view with ``jitter_per_sigma``), and its patch is cut by
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from nhpatches.data import extraction
-from nhpatches.data.photographs import denoise_nlm, estimate_noise_sigma
+from nhpatches.data.photographs import denoise_if_noisy, estimate_noise_sigma
 from nhpatches.data.regions import extract_patches
 
 
@@ -70,10 +70,7 @@ def auto_denoised(view: np.ndarray, settings: CameraSettings) -> np.ndarray:
 
     Shape: (H, W) uint8 -> (H, W) uint8
     """
-    sigma = estimate_noise_sigma(view)
-    if sigma <= settings.denoise_min_sigma:
-        return view
-    return denoise_nlm(view, settings.nlm_strength * sigma)
+    return denoise_if_noisy(view, estimate_noise_sigma(view), settings.nlm_strength, settings.denoise_min_sigma)[0]
 
 
 def sift_keypoints(image: np.ndarray, count: int) -> np.ndarray:
@@ -108,7 +105,7 @@ def map_keypoints(keypoints: np.ndarray, homography: np.ndarray) -> np.ndarray:
     return np.column_stack([centre, keypoints[:, 2] * scale, angle])
 
 
-def _jitter(
+def jitter_keypoints(
     keypoints: np.ndarray, settings: CameraSettings, rng: np.random.Generator, sigma: float = 0.0
 ) -> np.ndarray:
     """Detector-like noise on keypoints of a view with noise σ: shift, scale, orientation. Shape: (n, 4) -> (n, 4)."""
@@ -163,7 +160,7 @@ def camera_round(
         strength = rng.uniform(0.1, settings.max_strength)
         homography = extraction.random_homography(photo.shape, strength, "viewpoint", rng)
         image = extraction.photometric_change(extraction.warp_image(photo, homography), 0.5, rng)
-        mapped = _jitter(map_keypoints(keypoints, homography), settings, rng, float(sigmas[view]))
+        mapped = jitter_keypoints(map_keypoints(keypoints, homography), settings, rng, float(sigmas[view]))
         keep &= _inside(mapped, photo.shape, settings.magnification)
         noisy = noisy_view(image, float(sigmas[view]), rng)
         views.append((auto_denoised(noisy, settings) if denoise else noisy, mapped))

@@ -5,7 +5,8 @@ benchmark and the training-data builder use the same ones:
 
 * :func:`estimate_noise_sigma`: the std of additive white Gaussian noise from one image
   (Immerkaer's Laplacian-difference operator, robust median, saturated pixels left out);
-* :func:`denoise_nlm`: OpenCV's non-local means on the whole image;
+* :func:`denoise_nlm`: OpenCV's non-local means on the whole image; :func:`denoise_if_noisy` the
+  pipeline's rule for it (h from the estimated noise, only above a threshold for "auto");
 * :func:`detect_sift`: OpenCV SIFT keypoints as (x, y, size, angle) rows, strongest first, every
   orientation of a point kept (OpenCV returns one keypoint per dominant orientation).
 
@@ -65,6 +66,20 @@ def denoise_nlm(image: np.ndarray, h: float, template_window: int = 7, search_wi
     return cv2.fastNlMeansDenoising(
         gray, None, h=float(h), templateWindowSize=template_window, searchWindowSize=search_window
     )
+
+
+def denoise_if_noisy(
+    image: np.ndarray, sigma: float, strength: float, min_sigma: float | None = None
+) -> tuple[np.ndarray, bool]:
+    """Non-local means with h = ``strength`` x ``sigma`` (the image's estimated noise), unless ``sigma <= min_sigma``.
+
+    The image pipeline's two denoisers in one place: "auto" (``min_sigma``: its threshold) and "nlm"
+    (None: always). ``detect_and_describe``, the benchmark's rows and the camera training views use it.
+    Shape: (H, W) uint8 -> ((H, W) uint8, whether it was denoised)
+    """
+    if min_sigma is not None and sigma <= min_sigma:
+        return image, False
+    return denoise_nlm(image, strength * sigma), True
 
 
 def detect_sift(

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from nhpatches.data.photographs import denoise_nlm, detect_sift, estimate_noise_sigma
+from nhpatches.data.photographs import denoise_if_noisy, detect_sift, estimate_noise_sigma
 from nhpatches.data.regions import SAMPLED_SIZE, extract_patches, gray_image, keypoint_array
 from nhpatches.nets.inference import DEFAULT_BATCH_SIZE
 from nhpatches.nets.matching import match_descriptors
@@ -141,9 +141,9 @@ def _denoised(
         return result, True
     if denoise not in DENOISERS:
         raise ValueError(f"denoise: expected one of {list(DENOISERS)} or a function, got {denoise!r}")
-    if denoise == "none" or (denoise == "auto" and sigma <= AUTO_DENOISE_MIN_SIGMA):
+    if denoise == "none":
         return gray, False
-    return denoise_nlm(gray, NLM_STRENGTH * sigma), True
+    return denoise_if_noisy(gray, sigma, NLM_STRENGTH, AUTO_DENOISE_MIN_SIGMA if denoise == "auto" else None)
 
 
 def sift_contrast_threshold(denoised: bool) -> float:
