@@ -215,18 +215,19 @@ def score_pair(
     Every estimator of ``also`` adds ``corner_error_<name>``, estimated from the same matches.
     """
     errors = reprojection_errors(xy1, xy2, matches, homography)
-    errors_by_estimator, inliers = {}, 0
-    for index, name in enumerate((estimator, *also)):
-        estimate, found = estimate_homography(xy1[matches[:, 0]], xy2[matches[:, 1]], name)
-        key = "corner_error" if index == 0 else f"corner_error_{name}"
-        errors_by_estimator[key] = corner_error(estimate, homography, shape1) if estimate is not None else float("nan")
-        inliers = found if index == 0 else inliers
+
+    def estimated(name: str) -> tuple[float, int]:
+        estimate, inliers = estimate_homography(xy1[matches[:, 0]], xy2[matches[:, 1]], name)
+        return (corner_error(estimate, homography, shape1) if estimate is not None else float("nan")), inliers
+
+    error, inliers = estimated(estimator)
     return {
         "matches": len(matches),
         f"correct_{CORRECT_THRESHOLD}": int(np.sum(errors <= CORRECT_THRESHOLD)),
         **{f"mma_{t}": value for t, value in zip(MMA_THRESHOLDS, mma(errors), strict=False)},
         "inliers": inliers,
-        **errors_by_estimator,
+        "corner_error": error,
+        **{f"corner_error_{name}": estimated(name)[0] for name in also},
     }
 
 
